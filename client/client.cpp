@@ -1,0 +1,188 @@
+#include "client/client.hpp"
+
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/units.hpp"
+#include "transport/relay.hpp"
+
+namespace nl::client {
+namespace {
+
+using boost::asio::ip::tcp;
+
+transport::link_options link_options_for(const config::client_config& c, std::string token) {
+  transport::link_options o;
+  o.dial.url = *parse_ws_url(c.peer.gateway);  // validated by config::validate
+  o.dial.endpoint = "/v1/client";
+  o.dial.token = std::move(token);
+  o.dial.ca_file = c.peer.tls.ca_file;
+  o.dial.insecure = c.peer.tls.insecure;
+  o.dial.server_name = c.peer.tls.server_name;
+  o.dial.timeout = c.peer.connect_timeout;
+  o.dial.mux.initiator = true;
+  o.dial.mux.keepalive = c.peer.session.keepalive;
+  o.dial.mux.keepalive_timeout = c.peer.session.keepalive_timeout;
+  o.dial.mux.window = c.peer.session.window;
+  o.dial.mux.max_streams = c.peer.session.max_streams;
+  o.dial.mux.log_name = "gateway session";
+  o.backoff_initial = c.peer.backoff_initial;
+  o.backoff_max = c.peer.backoff_max;
+  return o;
+}
+
+std::string text(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
+
+}  // namespace
+
+client::client(boost::asio::io_context& io, config::client_config cfg, std::string token)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      token_(std::move(token)),
+      link_(io.get_executor(), link_options_for(cfg_, token_)),
+      link_ended_(io.get_executor()) {}
+
+void client::start_link() {
+  asio::co_spawn(io_, link_.run([](std::shared_ptr<transport::session> s) -> awaitable<void> {
+    co_await s->wait_closed();
+  }), [this](std::exception_ptr e, transport::link_result r) {
+    if (e) {
+      r = {transport::link_end::stopped, "internal error"};
+    }
+    link_result_ = r;
+    link_.stop();  // wakes anyone waiting for a session: none will come
+    link_ended_.notify();
+  });
+}
+
+int client::exit_code_for_link() const {
+  if (!link_result_) return 0;
+  switch (link_result_->end) {
+    case transport::link_end::stopped: return 0;
+    case transport::link_end::replaced: return 1;
+    case transport::link_end::auth_failed:
+    case transport::link_end::revoked: return 3;
+  }
+  return 1;
+}
+
+void client::stop() {
+  stopping_ = true;
+  for (auto& a : acceptors_) {
+    error_code ec;
+    a->close(ec);
+  }
+  link_.stop();
+}
+
+awaitable<transport::open_outcome> client::open(const std::string& agent, const proto::target& dest) {
+  auto s = co_await link_.get(cfg_.peer.connect_timeout);
+  if (!s) {
+    co_return transport::open_outcome{nullptr, make_error_code(errc::not_connected),
+                                      link_result_ ? link_result_->message : "no session to the gateway"};
+  }
+  // The far side answers within its own dial timeout; allow for it plus the round trip.
+  co_return co_await s->open(transport::open_request{dest, agent, {}}, cfg_.peer.connect_timeout + std::chrono::seconds(20));
+}
+
+awaitable<int> client::serve_forever() {
+  while (!link_result_ && !stopping_) {
+    co_await link_ended_.wait();
+  }
+  co_return exit_code_for_link();
+}
+
+// ---- list ----
+awaitable<int> client::list(bool json) {
+  auto o = link_options_for(cfg_, token_);
+  auto r = co_await transport::ws::http_get(o.dial, "/v1/agents");
+  if (!r) {
+    std::cerr << "nl-client: " << r.error().message << "\n";
+    co_return 1;
+  }
+  if (r->status != 200) {
+    std::cerr << "nl-client: gateway answered " << r->status << ": "
+              << (r->error_header.empty() ? r->body : r->error_header) << "\n";
+    co_return r->status == 401 || r->status == 403 ? 3 : 1;
+  }
+  if (json) {
+    std::cout << r->body;
+    co_return 0;
+  }
+  auto arr = nlohmann::json::parse(r->body, nullptr, false);
+  if (!arr.is_array()) {
+    std::cerr << "nl-client: unexpected answer from the gateway\n";
+    co_return 1;
+  }
+  std::printf("%-24s %-22s %-28s %-6s %s\n", "AGENT", "ONLINE SINCE", "ADDRESS", "VIA", "STREAMS");
+  for (auto& a : arr) {
+    std::printf("%-24s %-22s %-28s %-6s %s\n", a.value("name", "?").c_str(), a.value("online_since", "?").c_str(),
+                a.value("address", "?").c_str(), a.value("transport", "?").c_str(),
+                std::to_string(a.value("streams", 0)).c_str());
+  }
+  if (arr.empty()) {
+    std::printf("(no agents online for this tenant)\n");
+  }
+  co_return 0;
+}
+
+// ---- forward ----
+awaitable<int> client::forward(std::string agent, std::vector<config::forward_spec> specs) {
+  for (auto& spec : specs) {
+    auto acc = std::make_unique<tcp::acceptor>(io_);
+    error_code ec;
+    auto addr = asio::ip::make_address(spec.bind, ec);
+    if (ec) {
+      std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
+      co_return 2;
+    }
+    tcp::endpoint ep(addr, spec.port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::cerr << "nl-client: cannot listen on " << host_port{spec.bind, spec.port}.to_string() << ": " << ec.message() << "\n";
+      co_return 1;
+    }
+    auto local = acc->local_endpoint();
+    spdlog::info("forward listening on {} -> {} via {}", host_port{local.address().to_string(), local.port()}.to_string(),
+                 host_port{spec.host, spec.host_port}.to_string(), agent);
+    asio::co_spawn(io_, serve_forward(*acc, agent, spec), asio::detached);
+    acceptors_.push_back(std::move(acc));
+  }
+  start_link();
+  co_return co_await serve_forever();
+}
+
+awaitable<void> client::serve_forward(tcp::acceptor& acc, std::string agent, config::forward_spec spec) {
+  proto::target dest{spec.host, spec.host_port, proto::transport_protocol::tcp};
+  while (acc.is_open()) {
+    error_code ec;
+    tcp::socket sock(io_);
+    co_await acc.async_accept(sock, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (!acc.is_open()) break;
+      if (ec == asio::error::no_descriptors) co_await sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, forward_one(std::move(sock), agent, dest), asio::detached);
+  }
+}
+
+awaitable<void> client::forward_one(tcp::socket sock, std::string agent, proto::target dest) {
+  auto out = co_await open(agent, dest);
+  if (!out.stream) {
+    spdlog::warn("forward to {} via {}: {}{}", text(dest), agent, out.error.message(),
+                 out.message.empty() ? "" : ": " + out.message);
+    co_return;  // closing the socket tells the local application
+  }
+  auto st = co_await transport::relay(*out.stream, sock);
+  spdlog::debug("forward stream {} to {} closed: up {} B, down {} B", out.stream->id(), text(dest), st.to_stream,
+                st.from_stream);
+}
+
+}  // namespace nl::client

@@ -1,0 +1,56 @@
+// nl-client's application object. One session to the gateway (transport::link, with
+// reconnects) serves every local front end: the SOCKS5 + HTTP CONNECT proxy, -L port
+// forwards and the stdin/stdout pipe. Each local connection becomes one stream to the
+// chosen agent; errors from the far side come back as the right SOCKS5 reply / HTTP status
+// / message instead of a hang.
+// Thread-safety: one executor.
+#pragma once
+
+#include <utility>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+#include "transport/link.hpp"
+
+namespace nl::client {
+
+class client {
+public:
+  client(boost::asio::io_context& io, config::client_config cfg, std::string token);
+
+  // Sub-commands; each returns the process exit code.
+  awaitable<int> list(bool json);
+  awaitable<int> connect(std::string agent, proto::target dest);
+  awaitable<int> forward(std::string agent, std::vector<config::forward_spec> specs);
+  awaitable<int> socks(std::string agent, std::string listen);
+
+  void stop();
+
+private:
+  // Opens a stream to `agent`/`dest`, waiting for the session up to connect_timeout.
+  awaitable<transport::open_outcome> open(const std::string& agent, const proto::target& dest);
+  // Keeps the link running in the background; sets link_result_ when it ends.
+  void start_link();
+  awaitable<int> serve_forever();  // until stop() or a fatal link end
+  awaitable<void> serve_forward(boost::asio::ip::tcp::acceptor& acc, std::string agent, config::forward_spec spec);
+  awaitable<void> forward_one(boost::asio::ip::tcp::socket sock, std::string agent, proto::target dest);
+  awaitable<void> proxy_one(boost::asio::ip::tcp::socket sock, std::string agent);
+  int exit_code_for_link() const;
+
+  boost::asio::io_context& io_;
+  config::client_config cfg_;
+  std::string token_;
+  transport::link link_;
+  std::optional<transport::link_result> link_result_;
+  async_event link_ended_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  bool stopping_ = false;
+};
+
+}  // namespace nl::client

@@ -1,0 +1,140 @@
+// nl-client: parses the command line, loads the config and runs one sub-command.
+#include <utility>
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "client/client.hpp"
+#include "common/log.hpp"
+#include "config/cli.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"nl-client: reach the networks of nl agents from this machine"};
+  app.set_version_flag("--version", "nl-client 0.1.0");
+  app.require_subcommand(1);
+  nl::config::peer_overrides peer;
+  peer.add_to(app);
+
+  auto* list = app.add_subcommand("list", "show the agents this token can reach");
+  bool json = false;
+  list->add_flag("--json", json, "print JSON");
+
+  std::string agent;
+  auto* connect = app.add_subcommand("connect", "one stream on stdin/stdout (ssh ProxyCommand)");
+  std::string connect_target;
+  connect->add_option("--agent", agent, "agent to go through (default: config 'agent')");
+  connect->add_option("target", connect_target, "HOST:PORT as seen from the agent")->required();
+
+  auto* forward = app.add_subcommand("forward", "forward local TCP ports to targets behind an agent");
+  std::vector<std::string> specs;
+  forward->add_option("--agent", agent, "agent to go through");
+  forward->add_option("-L", specs, "[bind:]port:host:hostport (repeatable; port 0 picks one)");
+
+  auto* socks = app.add_subcommand("socks", "SOCKS5 and HTTP CONNECT proxy into an agent's network");
+  std::string listen, user, pass;
+  socks->add_option("--agent", agent, "agent to go through");
+  socks->add_option("--listen", listen, "IP:PORT to listen on (default 127.0.0.1:1080)");
+  socks->add_option("--user", user, "require this SOCKS5 username (and HTTP Basic proxy auth)");
+  socks->add_option("--pass", pass, "password for --user");
+
+  for (auto* sub : {list, connect, forward, socks}) {
+    sub->fallthrough();  // global options may follow the sub-command
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  auto fail = [](const nl::config::config_error& e) {
+    std::cerr << "nl-client: " << e.to_string() << "\n";
+    return 2;
+  };
+  auto cfg = nl::config::load_client(nl::config::find_config("client", peer.config_path));
+  if (!cfg) {
+    return fail(cfg.error());
+  }
+  if (auto e = peer.apply(cfg->peer)) {
+    return fail(*e);
+  }
+  nl::config::config_error cli{"<command line>", 0, {}};
+  if (!agent.empty()) cfg->agent = agent;
+  if (!listen.empty()) cfg->socks_listen = listen;
+  if (!user.empty()) cfg->socks_user = user;
+  if (!pass.empty()) cfg->socks_pass = pass;
+  if (cfg->socks_user.empty() != cfg->socks_pass.empty()) {
+    cli.message = "--user and --pass go together";
+    return fail(cli);
+  }
+  std::vector<nl::config::forward_spec> forwards = cfg->forwards;
+  if (!specs.empty()) {
+    forwards.clear();
+    for (auto& s : specs) {
+      auto f = nl::config::parse_forward(s);
+      if (!f) {
+        cli.message = "-L '" + s + "' is not [bind:]port:host:hostport";
+        return fail(cli);
+      }
+      forwards.push_back(*f);
+    }
+  }
+  if (auto e = nl::config::validate(*cfg)) {
+    return fail(*e);
+  }
+  bool needs_agent = !list->parsed();
+  if (needs_agent && cfg->agent.empty()) {
+    cli.message = "no agent chosen: pass --agent NAME or set 'agent' in the config";
+    return fail(cli);
+  }
+  if (forward->parsed() && forwards.empty()) {
+    cli.message = "forward needs at least one -L [bind:]port:host:hostport (or 'forwards' in the config)";
+    return fail(cli);
+  }
+  nl::proto::target dest;
+  if (connect->parsed()) {
+    auto hp = nl::parse_host_port(connect_target, false);
+    if (!hp || !nl::proto::valid_host(hp->host)) {
+      cli.message = "target '" + connect_target + "' is not HOST:PORT";
+      return fail(cli);
+    }
+    dest = {hp->host, hp->port, nl::proto::transport_protocol::tcp};
+  }
+  auto token = nl::config::read_token(cfg->peer);
+  if (!token) {
+    return fail(token.error());
+  }
+  // connect's stdout is the data channel: keep logs quiet unless asked.
+  auto level = cfg->peer.log_level;
+  if (connect->parsed() && peer.log_level.empty() && level == "info") {
+    level = "warn";
+  }
+  if (!nl::init_logging("nl-client", level)) {
+    std::cerr << "nl-client: unknown log level\n";
+    return 2;
+  }
+
+  boost::asio::io_context io(1);
+  nl::client::client c(io, *cfg, std::move(*token));
+  int code = 0;
+  auto done = [&](std::exception_ptr e, int rc) {
+    code = e ? 1 : rc;
+    io.stop();
+  };
+  if (list->parsed()) {
+    boost::asio::co_spawn(io, c.list(json), done);
+  } else if (connect->parsed()) {
+    boost::asio::co_spawn(io, c.connect(cfg->agent, dest), done);
+  } else if (forward->parsed()) {
+    boost::asio::co_spawn(io, c.forward(cfg->agent, forwards), done);
+  } else {
+    boost::asio::co_spawn(io, c.socks(cfg->agent, cfg->socks_listen), done);
+  }
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) {
+      c.stop();
+    }
+  });
+  io.run();
+  return code;
+}

@@ -1,0 +1,287 @@
+// The SOCKS5 / HTTP CONNECT front end of nl-client (both on one port, told apart by the
+// first byte) and the stdin/stdout pipe of `nl-client connect`.
+#include <utility>
+
+#include <iostream>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include "client/client.hpp"
+#include "common/units.hpp"
+#include "proto/http_connect.hpp"
+#include "proto/socks5.hpp"
+#include "transport/relay.hpp"
+
+namespace nl::client {
+namespace {
+
+using boost::asio::ip::tcp;
+namespace socks5 = proto::socks5;
+namespace http = proto::http;
+
+// What an unauthenticated local peer may make us hold before it has named a target.
+constexpr std::size_t max_handshake_bytes = http::max_head_size + 1024;
+constexpr std::chrono::seconds handshake_timeout{10};
+
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Appends what the socket has to `buf`; false on EOF, error or when over the limit.
+awaitable<bool> read_more(tcp::socket& sock, std::vector<std::byte>& buf) {
+  if (buf.size() >= max_handshake_bytes) {
+    co_return false;
+  }
+  auto old = buf.size();
+  buf.resize(max_handshake_bytes);
+  error_code ec;
+  auto n = co_await sock.async_read_some(asio::buffer(buf.data() + old, buf.size() - old),
+                                         asio::redirect_error(use_awaitable, ec));
+  buf.resize(old + n);
+  co_return !ec && n > 0;
+}
+
+awaitable<bool> send(tcp::socket& sock, asio::const_buffer b) {
+  error_code ec;
+  co_await asio::async_write(sock, b, asio::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
+std::string one_line(std::string s) {
+  for (auto& c : s) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  return s;
+}
+
+// The local-side reason for a failed open: session problems look like an unreachable network.
+errc local_code(const error_code& ec) {
+  auto c = to_wire_code(ec);
+  if (ec == make_error_code(errc::not_connected) || ec == make_error_code(errc::session_closed)) {
+    return errc::no_agent;
+  }
+  return c;
+}
+
+std::string text(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
+
+}  // namespace
+
+awaitable<int> client::socks(std::string agent, std::string listen) {
+  auto hp = parse_host_port(listen);
+  error_code ec;
+  auto addr = hp ? asio::ip::make_address(hp->host.empty() ? "127.0.0.1" : hp->host, ec) : asio::ip::address{};
+  if (!hp || ec) {
+    std::cerr << "nl-client: --listen '" << listen << "' must be IP:PORT\n";
+    co_return 2;
+  }
+  auto acc = std::make_unique<tcp::acceptor>(io_);
+  tcp::endpoint ep(addr, hp->port);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::cerr << "nl-client: cannot listen on " << listen << ": " << ec.message() << "\n";
+    co_return 1;
+  }
+  auto local = acc->local_endpoint();
+  spdlog::info("socks listening on {} (SOCKS5 and HTTP CONNECT) via agent {}",
+               host_port{local.address().to_string(), local.port()}.to_string(), agent);
+  auto& a = *acc;
+  acceptors_.push_back(std::move(acc));
+  start_link();
+  asio::co_spawn(io_, [this, &a, agent]() -> awaitable<void> {
+    while (a.is_open()) {
+      error_code aec;
+      tcp::socket sock(io_);
+      co_await a.async_accept(sock, asio::redirect_error(use_awaitable, aec));
+      if (aec) {
+        if (!a.is_open()) break;
+        if (aec == asio::error::no_descriptors) co_await sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true), aec);
+      asio::co_spawn(io_, proxy_one(std::move(sock), agent), asio::detached);
+    }
+  }, asio::detached);
+  co_return co_await serve_forever();
+}
+
+awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
+  std::vector<std::byte> buf;
+  auto wd = std::make_unique<watchdog>(io_.get_executor(), handshake_timeout, [&sock] {
+    error_code ec;
+    sock.close(ec);
+  });
+  if (!co_await read_more(sock, buf)) {
+    co_return;
+  }
+  bool is_socks = buf[0] == std::byte{socks5::version};
+  if (!is_socks && !http::looks_like_http(buf[0])) {
+    co_return;  // neither protocol: just close
+  }
+  bool need_auth = !cfg_.socks_user.empty();
+  proto::target dest;
+  if (is_socks) {
+    socks5::greeting_result g;
+    while ((g = socks5::parse_greeting(buf)).status == proto::parse_status::incomplete) {
+      if (!co_await read_more(sock, buf)) co_return;
+    }
+    if (g.status != proto::parse_status::ok) co_return;
+    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(g.consumed));
+    auto m = socks5::select_method(g.methods, need_auth);
+    auto sel = socks5::method_selection(m);
+    if (!co_await send(sock, asio::buffer(sel)) || m == socks5::method::none_acceptable) co_return;
+    if (m == socks5::method::userpass) {
+      socks5::userpass_result u;
+      while ((u = socks5::parse_userpass(buf)).status == proto::parse_status::incomplete) {
+        if (!co_await read_more(sock, buf)) co_return;
+      }
+      if (u.status != proto::parse_status::ok) co_return;
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(u.consumed));
+      bool ok = same_secret(u.user, cfg_.socks_user) & same_secret(u.pass, cfg_.socks_pass);
+      auto st = socks5::userpass_status(ok);
+      if (!co_await send(sock, asio::buffer(st)) || !ok) {
+        spdlog::warn("socks: bad username/password from a local client");
+        co_return;
+      }
+    }
+    socks5::request_result r;
+    while ((r = socks5::parse_request(buf)).status == proto::parse_status::incomplete) {
+      if (!co_await read_more(sock, buf)) co_return;
+    }
+    if (r.status != proto::parse_status::ok || r.cmd != socks5::command::connect) {
+      auto rep = socks5::reply(r.status != proto::parse_status::ok ? r.reply : socks5::rep::command_not_supported);
+      co_await send(sock, asio::buffer(rep));
+      co_return;
+    }
+    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.consumed));
+    dest = r.dest;
+  } else {
+    http::head_result h;
+    while ((h = http::parse_request(std::span<const std::byte>(buf))).status == http::head_status::incomplete) {
+      if (!co_await read_more(sock, buf)) {
+        if (buf.size() >= max_handshake_bytes) {
+          co_await send(sock, asio::buffer(http::response(431, "request head too large")));
+        }
+        co_return;
+      }
+    }
+    if (h.status != http::head_status::ok) {
+      auto status = h.status == http::head_status::method_not_allowed ? 405 : 400;
+      co_await send(sock, asio::buffer(http::response(status, h.error ? h.error : "")));
+      co_return;
+    }
+    if (need_auth && (!h.req.proxy_auth || !(same_secret(h.req.proxy_auth->user, cfg_.socks_user) &
+                                             same_secret(h.req.proxy_auth->pass, cfg_.socks_pass)))) {
+      co_await send(sock, asio::buffer(http::response(407, "proxy authentication required")));
+      co_return;
+    }
+    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(h.consumed));
+    dest = h.req.dest;
+  }
+  wd.reset();  // the handshake is done; the far side's dial timeout bounds the rest
+
+  auto out = co_await open(agent, dest);
+  if (!out.stream) {
+    auto code = local_code(out.error);
+    auto why = out.message.empty() ? std::string(describe(code)) : std::string(describe(code)) + ": " + out.message;
+    spdlog::info("{} {} via {}: {}", is_socks ? "socks" : "http", text(dest), agent, why);
+    if (is_socks) {
+      auto rep = socks5::reply(socks5::reply_code(code));
+      co_await send(sock, asio::buffer(rep));
+    } else {
+      co_await send(sock, asio::buffer(http::response(http::status_for(code), one_line(why))));
+    }
+    co_return;
+  }
+  bool sent;
+  if (is_socks) {
+    error_code ec;
+    auto bound = sock.local_endpoint(ec);
+    auto rep = socks5::reply(socks5::rep::succeeded, ec ? nullptr : &bound);
+    sent = co_await send(sock, asio::buffer(rep));
+  } else {
+    sent = co_await send(sock, asio::buffer(http::response(200)));
+  }
+  if (!sent) {
+    co_return;
+  }
+  // Bytes the application sent right behind its request belong to the stream.
+  if (!buf.empty()) {
+    if (co_await out.stream->write(bytes::copy_of(std::span<const std::byte>(buf)))) {
+      co_return;
+    }
+  }
+  auto st = co_await transport::relay(*out.stream, sock);
+  spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", out.stream->id(), text(dest), st.to_stream,
+                st.from_stream, st.error ? ", " + st.error.message() : "");
+}
+
+awaitable<int> client::connect(std::string agent, proto::target dest) {
+  start_link();
+  auto out = co_await open(agent, dest);
+  if (!out.stream) {
+    auto code = local_code(out.error);
+    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(code)
+              << (out.message.empty() ? "" : ": " + out.message) << "\n";
+    link_.stop();
+    co_return link_result_ && link_result_->end == transport::link_end::auth_failed ? 3 : 1;
+  }
+  asio::posix::stream_descriptor in(io_, ::dup(0));
+  asio::posix::stream_descriptor out_fd(io_, 1);
+  auto& s = *out.stream;
+  bool failed = false;
+  auto up = [&]() -> awaitable<void> {
+    for (;;) {
+      bytes b(transport::relay_chunk);
+      error_code ec;
+      auto n = co_await in.async_read_some(b.prepare(), asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::eof) {
+          s.shutdown_send();
+        } else if (ec != asio::error::operation_aborted) {
+          s.reset(errc::aborted, "stdin failed");
+        }
+        break;
+      }
+      b.commit(n);
+      if (co_await s.write(std::move(b))) {
+        break;
+      }
+    }
+  };
+  auto down = [&]() -> awaitable<void> {
+    for (;;) {
+      auto r = co_await s.read();
+      error_code ec;
+      if (!r) {
+        failed = true;
+        std::cerr << "nl-client: stream to " << text(dest) << " reset: " << r.error().message()
+                  << (s.error_message().empty() ? "" : ": " + s.error_message()) << "\n";
+        in.close(ec);
+        break;
+      }
+      if (r->empty()) {
+        break;
+      }
+      co_await asio::async_write(out_fd, r->buffer(), asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        s.reset(errc::aborted, "stdout closed");
+        in.close(ec);
+        break;
+      }
+    }
+    error_code ec;
+    out_fd.close(ec);  // EOF for whoever reads our stdout (ssh)
+  };
+  co_await when_both(up(), down());
+  link_.stop();
+  co_return failed ? 1 : 0;
+}
+
+}  // namespace nl::client

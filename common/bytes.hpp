@@ -1,0 +1,67 @@
+// nl::bytes: an owned, movable, uninitialised byte buffer with a consumable front. Data
+// on the relay path travels as `bytes` that are moved from reader to writer, never copied
+// into fresh strings. Not thread-safe (like std::vector).
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <utility>
+
+#include <boost/asio/buffer.hpp>
+
+namespace nl {
+
+class bytes {
+public:
+  bytes() = default;
+  explicit bytes(std::size_t capacity)
+      : data_(capacity ? new std::byte[capacity] : nullptr), capacity_(capacity) {}
+  static bytes copy_of(std::span<const std::byte> s) {
+    bytes b(s.size());
+    if (!s.empty()) {
+      std::memcpy(b.data_.get(), s.data(), s.size());
+    }
+    b.end_ = s.size();
+    return b;
+  }
+  static bytes copy_of(const void* p, std::size_t n) {
+    return copy_of(std::span(static_cast<const std::byte*>(p), n));
+  }
+
+  bytes(bytes&& o) noexcept { *this = std::move(o); }
+  bytes& operator=(bytes&& o) noexcept {
+    data_ = std::move(o.data_);
+    capacity_ = std::exchange(o.capacity_, 0);
+    begin_ = std::exchange(o.begin_, 0);
+    end_ = std::exchange(o.end_, 0);
+    return *this;
+  }
+
+  std::byte* data() noexcept { return data_.get() + begin_; }
+  const std::byte* data() const noexcept { return data_.get() + begin_; }
+  std::size_t size() const noexcept { return end_ - begin_; }
+  bool empty() const noexcept { return end_ == begin_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::span<const std::byte> span() const noexcept { return {data(), size()}; }
+
+  // Room after the current end, for reading into.
+  boost::asio::mutable_buffer prepare() noexcept {
+    return {data_.get() + end_, capacity_ - end_};
+  }
+  void commit(std::size_t n) noexcept { end_ += n; }
+  // Drop n bytes from the front (after a partial write).
+  void consume(std::size_t n) noexcept { begin_ += (n < size() ? n : size()); }
+  void clear() noexcept { begin_ = end_ = 0; }
+
+  boost::asio::const_buffer buffer() const noexcept { return {data(), size()}; }
+
+private:
+  std::unique_ptr<std::byte[]> data_;
+  std::size_t capacity_ = 0;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+}  // namespace nl

@@ -1,0 +1,41 @@
+// Parsing of the human units used in configs and on command lines: durations ("250ms",
+// "15s", "2m", "1h", "30d") and sizes ("65536", "64KiB", "1MiB", "64k"), plus host:port
+// endpoints ("127.0.0.1:80", "[::1]:443", "example.com:22", ":1080"). Pure functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nl {
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+std::optional<std::uint64_t> parse_size(std::string_view s);
+std::string format_duration(std::chrono::milliseconds d);
+
+struct host_port {
+  std::string host;  // without brackets; empty means "any"/unspecified
+  std::uint16_t port = 0;
+  std::string to_string() const;  // brackets IPv6 literals
+};
+
+// Requires a port (0 allowed when allow_zero). Returns nullopt on any malformed input.
+std::optional<host_port> parse_host_port(std::string_view s, bool allow_zero = true);
+
+}  // namespace nl
+
+namespace nl {
+
+// ws://host[:port][/prefix] or wss://... (the gateway URL agents and clients dial).
+struct ws_url {
+  bool tls = true;
+  std::string host;     // without brackets
+  std::uint16_t port = 0;
+  std::string prefix;   // path prefix without trailing '/', "" for none
+  std::string to_string() const;
+};
+std::optional<ws_url> parse_ws_url(std::string_view s);
+
+}  // namespace nl

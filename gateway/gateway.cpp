@@ -1,0 +1,336 @@
+#include "gateway/gateway.hpp"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/units.hpp"
+#include "transport/relay.hpp"
+
+namespace nl::gateway {
+namespace {
+
+using transport::ws::http_request_info;
+using transport::ws::http_response;
+using transport::ws::request_decision;
+namespace token = proto::token;
+
+constexpr std::chrono::milliseconds agent_open_timeout{30'000};
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+http_response refuse(unsigned status, std::string_view reason) {
+  http_response r{status, "nl: " + std::string(reason) + "\n"};
+  r.headers.emplace_back("X-NL-Error", std::string(reason));
+  if (status == 401) {
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nl\"");
+  }
+  return r;
+}
+
+std::string identity(const token::claims& c) { return c.tenant + "/" + c.name; }
+
+std::string describe_peer(const http_request_info& req) {
+  if (!req.x_forwarded_for.empty()) {
+    auto first = req.x_forwarded_for.substr(0, req.x_forwarded_for.find(','));
+    return first + " (via " + req.remote + ")";
+  }
+  return req.remote;
+}
+
+}  // namespace
+
+gateway::gateway(boost::asio::io_context& io, config::gateway_config cfg, std::vector<std::byte> secret)
+    : io_(io), cfg_(std::move(cfg)), secret_(std::move(secret)), sessions_changed_(io.get_executor()) {
+  reload_revocations();
+}
+
+gateway::~gateway() = default;
+
+std::string gateway::start() {
+  transport::ws::listener_options lo;
+  lo.listen = cfg_.listen;
+  if (cfg_.tls) {
+    lo.cert_file = cfg_.tls->cert_file;
+    lo.key_file = cfg_.tls->key_file;
+  }
+  auto l = transport::ws::listener::create(io_.get_executor(), lo, *this);
+  if (!l) {
+    return l.error();
+  }
+  listener_ = std::move(*l);
+  listener_->start();
+  auto ep = listener_->local_endpoint();
+  spdlog::info("listening on {} ({})", host_port{ep.address().to_string(), ep.port()}.to_string(),
+               listener_->tls() ? "tls" : "plain");
+  return {};
+}
+
+void gateway::reload_revocations() {
+  std::set<std::string> r(cfg_.revoked.begin(), cfg_.revoked.end());
+  if (!cfg_.revoked_file.empty()) {
+    std::ifstream in(cfg_.revoked_file);
+    if (!in) {
+      spdlog::error("cannot read revoked_file {}; keeping the previous list", cfg_.revoked_file);
+      return;
+    }
+    std::string line;
+    while (std::getline(in, line)) {
+      auto hash = line.find('#');
+      if (hash != std::string::npos) line.resize(hash);
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+      std::size_t i = 0;
+      while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      if (i < line.size()) r.insert(line.substr(i));
+    }
+  }
+  revoked_ = std::move(r);
+  spdlog::info("revocation list: {} entries", revoked_.size());
+  // Sessions whose token is now revoked are closed at once.
+  std::vector<std::shared_ptr<transport::session>> kick;
+  for (auto& s : sessions_) {
+    auto it = session_claims_.find(s.get());
+    if (it != session_claims_.end() && is_revoked(it->second)) {
+      kick.push_back(s);
+    }
+  }
+  for (auto& s : kick) {
+    spdlog::warn("closing session of {}: token revoked", identity(session_claims_[s.get()]));
+    s->close(proto::goaway_code::revoked, "token revoked");
+  }
+}
+
+bool gateway::is_revoked(const token::claims& c) const {
+  return (!c.jti.empty() && revoked_.count(c.jti)) || revoked_.count(identity(c));
+}
+
+std::expected<token::claims, std::string> gateway::authenticate(const http_request_info& req, token::role want) const {
+  std::string_view auth = req.authorization;
+  if (auth.empty()) {
+    return std::unexpected(std::string(token::reason::missing));
+  }
+  constexpr std::string_view bearer = "Bearer ";
+  if (auth.size() < bearer.size() || strncasecmp(auth.data(), bearer.data(), bearer.size()) != 0) {
+    return std::unexpected(std::string(token::reason::malformed));
+  }
+  auto c = token::verify(auth.substr(bearer.size()), secret_, unix_now());
+  if (!c) {
+    return std::unexpected(c.error());
+  }
+  if (c->r != want) {
+    return std::unexpected(want == token::role::agent ? "wrong role: this endpoint needs an agent token"
+                                                      : "wrong role: this endpoint needs a client token");
+  }
+  if (is_revoked(*c)) {
+    return std::unexpected("token revoked");
+  }
+  return c;
+}
+
+request_decision gateway::on_request(const http_request_info& req) {
+  auto path = std::string_view(req.target).substr(0, req.target.find('?'));
+  if (shutting_down_) {
+    return refuse(503, "gateway shutting down");
+  }
+  if (path == "/healthz") {
+    return http_response{200, "ok\n"};
+  }
+  bool agent_ep = path.ends_with("/v1/agent");
+  bool client_ep = path.ends_with("/v1/client");
+  bool list_ep = path.ends_with("/v1/agents");
+  if (!agent_ep && !client_ep && !list_ep) {
+    return refuse(404, "no such endpoint");
+  }
+  auto want = agent_ep ? token::role::agent : token::role::client;
+  auto c = authenticate(req, want);
+  if (!c) {
+    spdlog::warn("refused {} {} from {}: {}", req.method, path, describe_peer(req), c.error());
+    return refuse(401, c.error());
+  }
+  if (list_ep) {
+    return list_agents(*c);
+  }
+  if (!req.websocket) {
+    return refuse(426, "this endpoint needs a WebSocket upgrade");
+  }
+  if (req.subprotocols.find("nl.1") == std::string::npos) {
+    return refuse(400, "unsupported protocol version: offer Sec-WebSocket-Protocol nl.1");
+  }
+  if (agent_ep && cfg_.duplicate_agent == "refuse") {
+    auto it = agents_.find(identity(*c));
+    if (it != agents_.end() && it->second.session->is_open()) {
+      return refuse(409, "an agent named '" + identity(*c) + "' is already online");
+    }
+  }
+  return upgrade(req, std::move(*c));
+}
+
+request_decision gateway::upgrade(const http_request_info& req, token::claims c) {
+  transport::ws::upgrade_accept up;
+  up.mux.initiator = false;
+  up.mux.keepalive = cfg_.session.keepalive;
+  up.mux.keepalive_timeout = cfg_.session.keepalive_timeout;
+  up.mux.window = cfg_.session.window;
+  up.mux.max_streams = cfg_.session.max_streams;
+  up.mux.log_name = std::string(token::to_string(c.r)) + " " + identity(c);
+  up.mux.hello = proto::hello_body{proto::protocol_version,
+                                   static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
+                                   cfg_.session.max_streams, identity(c), "nl-gateway 0.1.0"};
+  auto address = describe_peer(req);
+  up.on_session = [this, c = std::move(c), address](std::shared_ptr<transport::session> s) {
+    sessions_.insert(s);
+    session_claims_[s.get()] = c;
+    auto on_exit = [this, s](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          spdlog::error("session task failed: {}", x.what());
+        }
+      }
+      session_claims_.erase(s.get());
+      sessions_.erase(s);
+      session_ended();
+    };
+    if (c.r == token::role::agent) {
+      asio::co_spawn(io_, serve_agent(s, c, address), on_exit);
+    } else {
+      asio::co_spawn(io_, serve_client(s, c, address), on_exit);
+    }
+  };
+  return up;
+}
+
+http_response gateway::list_agents(const token::claims& c) const {
+  auto arr = nlohmann::json::array();
+  auto prefix = c.tenant + "/";
+  for (auto& [key, e] : agents_) {
+    if (key.compare(0, prefix.size(), prefix) != 0 || !e.session->is_open()) {
+      continue;
+    }
+    arr.push_back({{"name", e.claims.name},
+                   {"online_since", iso8601(e.since)},
+                   {"address", e.address},
+                   {"transport", std::string(e.session->transport_name())},
+                   {"streams", e.session->stream_count()}});
+  }
+  http_response r{200, arr.dump() + "\n", "application/json"};
+  return r;
+}
+
+awaitable<void> gateway::serve_agent(std::shared_ptr<transport::session> s, token::claims c, std::string address) {
+  auto id = identity(c);
+  if (auto it = agents_.find(id); it != agents_.end() && it->second.session != s) {
+    spdlog::warn("agent {} from {} replaces the session from {}", id, address, it->second.address);
+    it->second.session->close(proto::goaway_code::replaced, "replaced by a newer session of '" + id + "' from " + address);
+  }
+  agents_[id] = peer_entry{s, c, address, std::chrono::system_clock::now()};
+  spdlog::info("agent {} online from {} ({})", id, address, s->transport_name());
+  // Agents do not open streams towards the gateway (yet): refuse politely.
+  while (true) {
+    auto in = co_await s->accept();
+    if (!in) {
+      break;
+    }
+    (*in)->reject(errc::unsupported, "agents cannot open streams");
+  }
+  co_await s->wait_closed();
+  if (auto it = agents_.find(id); it != agents_.end() && it->second.session == s) {
+    agents_.erase(it);
+  }
+  spdlog::info("agent {} offline: {}", id, s->closed_by().message);
+}
+
+awaitable<void> gateway::serve_client(std::shared_ptr<transport::session> s, token::claims c, std::string address) {
+  auto id = identity(c);
+  spdlog::info("client {} connected from {} ({})", id, address, s->transport_name());
+  while (true) {
+    auto in = co_await s->accept();
+    if (!in) {
+      break;
+    }
+    asio::co_spawn(io_, relay_stream(id, std::move(*in)), asio::detached);
+  }
+  co_await s->wait_closed();
+  spdlog::info("client {} disconnected: {}", id, s->closed_by().message);
+}
+
+awaitable<void> gateway::relay_stream(std::string client_id,
+                                      std::unique_ptr<transport::incoming_stream> in) {
+  const auto& req = in->request();
+  auto tenant = client_id.substr(0, client_id.find('/'));
+  auto key = tenant + "/" + req.peer;
+  auto it = agents_.find(key);
+  if (it == agents_.end() || !it->second.session->is_open() || it->second.session->is_draining()) {
+    spdlog::debug("client {}: agent '{}' not online", client_id, req.peer);
+    in->reject(errc::no_agent, "agent '" + req.peer + "' is not online");
+    co_return;
+  }
+  auto agent = it->second.session;
+  auto started = clock::now();
+  transport::open_request fwd{req.dest, client_id, req.envelope};
+  auto out = co_await agent->open(std::move(fwd), agent_open_timeout);
+  if (!out.stream) {
+    spdlog::debug("client {} -> {}: refused: {} {}", client_id, req.peer, out.error.message(), out.message);
+    in->reject(to_wire_code(out.error), out.message.empty() ? out.error.message() : out.message);
+    co_return;
+  }
+  auto cs = in->accept();
+  auto target = req.envelope.empty() ? host_port{req.dest.host, req.dest.port}.to_string() : "(end-to-end)";
+  spdlog::debug("stream {} {} -> {} {} opened", cs->id(), client_id, req.peer, target);
+  auto st = co_await transport::splice(*cs, *out.stream);
+  spdlog::debug("stream {} {} -> {} {} closed: up {} B, down {} B, {} ms{}", cs->id(), client_id, req.peer, target,
+                st.to_stream, st.from_stream,
+                std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count(),
+                st.error ? ", " + st.error.message() : "");
+}
+
+void gateway::session_ended() {
+  sessions_changed_.notify();
+}
+
+void gateway::shutdown(std::function<void()> on_done) {
+  if (shutting_down_) {
+    return;
+  }
+  shutting_down_ = true;
+  if (listener_) {
+    listener_->stop();
+  }
+  spdlog::info("shutting down: draining {} sessions (up to {} ms)", sessions_.size(), cfg_.drain_timeout.count());
+  for (auto& s : sessions_) {
+    s->drain(proto::goaway_code::normal, "gateway shutting down");
+  }
+  asio::co_spawn(io_, [this, on_done]() -> awaitable<void> {
+    bool expired = false;
+    watchdog wd(io_.get_executor(), cfg_.drain_timeout, [this, &expired] {
+      expired = true;
+      sessions_changed_.notify();
+    });
+    while (!sessions_.empty() && !expired) {
+      co_await sessions_changed_.wait();
+    }
+    if (!sessions_.empty()) {
+      spdlog::warn("drain deadline passed; closing {} sessions", sessions_.size());
+      auto all = sessions_;
+      for (auto& s : all) {
+        s->close(proto::goaway_code::normal, "gateway shutting down");
+      }
+    }
+    on_done();
+  }, asio::detached);
+}
+
+}  // namespace nl::gateway

@@ -1,0 +1,74 @@
+// nl-gateway's application object: authenticates agents and clients on the HTTP(S)
+// listener (tokens checked BEFORE the WebSocket upgrade, so a refusal is a plain 401 with
+// a reason), keeps the registry of online agents per tenant, and relays every client
+// stream to the agent it names through a splice of the two streams. Memory per stream is
+// bounded by the two windows; nothing is buffered beyond them.
+// Thread-safety: one executor (the gateway runs a single io thread).
+#pragma once
+
+#include <utility>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/async.hpp"
+#include "config/config.hpp"
+#include "proto/token.hpp"
+#include "transport/ws/ws_listener.hpp"
+
+namespace nl::gateway {
+
+class gateway final : public transport::ws::request_handler {
+public:
+  gateway(boost::asio::io_context& io, config::gateway_config cfg, std::vector<std::byte> secret);
+  ~gateway() override;
+
+  // Binds and starts listening; returns an error text (empty on success).
+  std::string start();
+  // SIGTERM: stop accepting, ask every session to drain, exit when all are gone or the
+  // drain deadline passed. `on_done` runs once at the end.
+  void shutdown(std::function<void()> on_done);
+  // SIGHUP: re-read the revocation list and disconnect sessions whose token is now revoked.
+  void reload_revocations();
+
+  transport::ws::request_decision on_request(const transport::ws::http_request_info& req) override;
+
+private:
+  struct peer_entry {
+    std::shared_ptr<transport::session> session;
+    proto::token::claims claims;
+    std::string address;
+    std::chrono::system_clock::time_point since;
+  };
+
+  std::expected<proto::token::claims, std::string> authenticate(const transport::ws::http_request_info& req,
+                                                                proto::token::role want) const;
+  bool is_revoked(const proto::token::claims& c) const;
+  transport::ws::request_decision upgrade(const transport::ws::http_request_info& req, proto::token::claims c);
+  transport::ws::http_response list_agents(const proto::token::claims& c) const;
+  awaitable<void> serve_agent(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
+  awaitable<void> serve_client(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
+  awaitable<void> relay_stream(std::string client_id,
+                               std::unique_ptr<transport::incoming_stream> in);
+  void session_ended();
+
+  boost::asio::io_context& io_;
+  config::gateway_config cfg_;
+  std::vector<std::byte> secret_;
+  std::unique_ptr<transport::ws::listener> listener_;
+  std::map<std::string, peer_entry> agents_;                 // "tenant/name" -> online agent
+  std::set<std::shared_ptr<transport::session>> sessions_;   // every live session
+  std::map<transport::session*, proto::token::claims> session_claims_;
+  std::set<std::string> revoked_;
+  bool shutting_down_ = false;
+  async_event sessions_changed_;
+};
+
+}  // namespace nl::gateway

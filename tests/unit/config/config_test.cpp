@@ -1,0 +1,323 @@
+// Config loading: every error kind names the right line and says what to do; the three
+// sample configs in examples/ load and mean what their comments say.
+#include "config/config.hpp"
+
+#include <filesystem>
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+using nl::config::config_error;
+using namespace std::chrono_literals;
+
+// The source tree, found from this file's path (CMake compiles with absolute paths).
+std::filesystem::path examples_dir() {
+  return std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "examples";
+}
+
+template <class Result>
+config_error error_of(const Result& r) {
+  REQUIRE_FALSE(r.has_value());
+  return r.error();
+}
+
+struct error_case {
+  std::string_view what;
+  char program;  // 'g'ateway, 'a'gent, 'c'lient
+  std::string_view yaml;
+  int line;
+  std::string_view says;
+};
+
+std::optional<config_error> parse_as(char program, std::string_view yaml) {
+  auto pick = [](const auto& r) -> std::optional<config_error> {
+    if (r) {
+      return std::nullopt;
+    }
+    return r.error();
+  };
+  switch (program) {
+    case 'g': return pick(nl::config::parse_gateway(yaml, "t.yaml"));
+    case 'a': return pick(nl::config::parse_agent(yaml, "t.yaml"));
+    default: return pick(nl::config::parse_client(yaml, "t.yaml"));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("config errors: line and message", "[config]") {
+  // clang-format off
+  const error_case cases[] = {
+      // unknown keys, with a suggestion or a list of what is allowed
+      {"unknown nested key", 'g', "listen: 0.0.0.0:443\nsession:\n  keepalve: 5s\n", 3,
+       "unknown key 'keepalve'; did you mean 'keepalive'?"},
+      {"unknown top key", 'a', "gateway: wss://x\nfrobnicate: 1\n", 2,
+       "unknown key 'frobnicate'; the keys allowed here are: gateway, token"},
+      {"misplaced key", 'a', "gateway: wss://x\nkeepalive: 5s\n", 2,
+       "it belongs under 'session:'"},
+      {"key of another program", 'g', "listen: 0.0.0.0:443\ntoken_file: /x\n", 2,
+       "is a setting of nl-agent, not nl-gateway"},
+      {"unknown rule condition", 'a', "policy:\n  rules:\n    - allow: { port: 22 }\n", 3,
+       "unknown key 'port'; did you mean 'ports'?"},
+      {"comma split inside braces", 'a', "policy:\n  rules:\n    - allow: { ports: 22,80 }\n", 3,
+       "quote lists, e.g. ports: \"22,80-443\""},
+      // wrong types
+      {"size not a size", 'g', "session:\n  window: lots\n", 2,
+       "'window' must be a size like 512KiB"},
+      {"size given as a map", 'g', "session:\n  window: {a: 1}\n", 2,
+       "'window' must be a single value like 512KiB, not a list or map"},
+      {"duration not a duration", 'a', "connect_timeout: soon\n", 1,
+       "'connect_timeout' must be a duration like 10s"},
+      {"negative duration", 'g', "\n\ndrain_timeout: -5s\n", 3,
+       "'drain_timeout' must be a duration like 10s"},
+      {"count not a number", 'g', "session:\n  max_streams: many\n", 2,
+       "'max_streams' must be a whole number like 4096"},
+      {"bool not a bool", 'c', "tls:\n  insecure: maybe\n", 2, "'insecure' must be true or false"},
+      {"list given as map", 'g', "revoked: {a: b}\n", 1, "'revoked' must be a list like"},
+      {"section given as scalar", 'g', "session: fast\n", 1, "'session' must be a map of keys"},
+      {"top level not a map", 'g', "- a\n- b\n", 1, "the config must be a map of 'key: value' lines"},
+      {"key without value", 'g', "listen:\n", 1, "'listen' has no value; write e.g. listen: 0.0.0.0:443"},
+      // missing required keys: the line of the enclosing map
+      {"tls without key", 'g', "listen: 0.0.0.0:443\ntls:\n  cert: /c.pem\n", 2,
+       "'key' is missing; set tls: { cert: FILE, key: FILE }"},
+      {"tls without cert", 'g', "tls: { key: /k.pem }\n", 1, "'cert' is missing"},
+      {"socks user without pass", 'c', "socks:\n  listen: 127.0.0.1:1080\n  user: bob\n", 3,
+       "needs both 'user' and 'pass'"},
+      {"socks pass without user", 'c', "agent: home\nsocks: { pass: x }\n", 2,
+       "needs both 'user' and 'pass'"},
+      // duplicate keys: the second occurrence
+      {"duplicate top key", 'g', "listen: 0.0.0.0:443\nlog_level: info\nlisten: 0.0.0.0:8443\n", 3,
+       "duplicate key 'listen' (first given at line 1); keep only one"},
+      {"duplicate nested key", 'a', "session:\n  window: 64KiB\n  keepalive: 5s\n  window: 1MiB\n", 4,
+       "duplicate key 'window' (first given at line 2)"},
+      {"token and token_file", 'a', "token: abc\ngateway: wss://x\ntoken_file: /t\n", 3,
+       "set only one of 'token' and 'token_file'"},
+      // invalid values
+      {"bad cidr", 'a', "policy:\n  rules:\n    - deny:\n        cidr:\n          - 10.0.0.0/8\n          - 300.0.0.0/8\n", 6,
+       "rule 1: '300.0.0.0/8' is not an address or CIDR"},
+      {"bad port range", 'a', "policy:\n  rules:\n    - allow: { cidr: 10.0.0.0/8 }\n    - allow: { ports: \"443-80\" }\n", 4,
+       "rule 2: '443-80' is not a port list"},
+      {"bad domain", 'a', "policy:\n  rules:\n    - allow: { domain: [\"a..b\"] }\n", 3,
+       "rule 1: 'a..b' is not a domain name"},
+      {"bad protocol", 'a', "policy:\n  rules:\n    - allow: { protocol: icmp }\n", 3,
+       "'icmp' is not a protocol; write tcp or udp"},
+      {"rule without action", 'a', "policy:\n  rules:\n    - permit: { cidr: 10.0.0.0/8 }\n", 3,
+       "rule 1 starts with 'permit'; start each rule with allow: or deny:"},
+      {"rule with sibling conditions", 'a', "policy:\n  rules:\n    - allow:\n      cidr: 10.0.0.0/8\n", 3,
+       "rule 1 has several keys ('allow', 'cidr')"},
+      {"rule without conditions", 'a', "policy:\n  rules:\n    - deny:\n", 3,
+       "rule 1 has no conditions"},
+      {"empty cidr list", 'a', "policy:\n  rules:\n    - deny: { cidr: [] }\n", 3, "'cidr' is empty"},
+      {"rules not a list", 'a', "policy:\n  rules: { allow: x }\n", 2, "'rules' must be a list of rules"},
+      {"bad policy default", 'a', "policy:\n  default: maybe\n", 2, "'default' is 'maybe'; use deny"},
+      {"window too small", 'g', "session:\n  window: 8KiB\n", 2,
+       "'window' is 8KiB, outside 16KiB..16MiB; pick a size in that range"},
+      {"window too large", 'c', "session:\n  window: 32MiB\n", 2, "outside 16KiB..16MiB"},
+      {"window plain bytes", 'c', "session:\n  window: 1000\n", 2, "'window' is 1000 bytes"},
+      {"max_streams zero", 'g', "session:\n  max_streams: 0\n", 2, "pick a number from 1 to 1048576"},
+      {"keepalive_timeout <= keepalive", 'a', "session:\n  keepalive: 10s\n  keepalive_timeout: 10s\n", 3,
+       "'keepalive_timeout' (10s) must be longer than 'keepalive' (10s)"},
+      {"keepalive above default timeout", 'g', "session:\n  keepalive: 60s\n", 2,
+       "must be longer than 'keepalive' (1m)"},
+      {"keepalive zero", 'c', "session:\n  keepalive: 0\n", 2, "'keepalive' must be more than 0"},
+      {"duplicate_agent", 'g', "duplicate_agent: kick\n", 1,
+       "'duplicate_agent' is 'kick'; use replace (the newest agent wins) or refuse"},
+      {"url scheme https", 'a', "gateway: https://gw.example.com\n", 1,
+       "'gateway' must be a URL starting ws:// or wss://"},
+      {"url scheme hint", 'c', "gateway: https://gw.example.com\n", 1, "write wss:// for https://"},
+      {"url without host", 'a', "gateway: wss://\n", 1, "must be a URL starting ws:// or wss://"},
+      {"listen malformed", 'g', "listen: 443\n", 1, "'listen' must be HOST:PORT like 0.0.0.0:443"},
+      {"socks listen malformed", 'c', "socks:\n  listen: localhost\n", 2, "must be HOST:PORT like 127.0.0.1:1080"},
+      {"log level", 'a', "log_level: loud\n", 1, "use one of trace, debug, info, warn, error, off"},
+      {"backoff order", 'c', "backoff_initial: 1m\nbackoff_max: 30s\n", 1,
+       "'backoff_initial' (1m) is longer than 'backoff_max' (30s)"},
+      {"bad forward", 'c', "forwards:\n  - \"8080:intranet.lan:80\"\n  - \"8080:intranet.lan\"\n", 3,
+       "'8080:intranet.lan' is not a forward; write [bind:]port:host:hostport"},
+      {"dial_timeout zero", 'a', "dial_timeout: 0s\n", 1, "'dial_timeout' must be more than 0"},
+      // YAML syntax errors: 1-based lines, with a hint
+      {"unclosed flow", 'g', "listen: 0.0.0.0:443\nrevoked: [a, b\n", 3, "YAML syntax error"},
+      {"tab indentation", 'g', "session:\n\tkeepalive: 5s\n", 2, "indent with spaces, not tabs"},
+      {"bare wildcard", 'a', "policy:\n  rules:\n    - allow: { domain: [*.lan] }\n", 3,
+       "must be quoted, e.g. \"*.lan\""},
+      {"two documents", 'g', "listen: 0.0.0.0:443\n---\nlisten: 0.0.0.0:80\n", 3, "only one YAML document"},
+  };
+  // clang-format on
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto e = parse_as(c.program, c.yaml);
+    REQUIRE(e);
+    INFO(e->to_string());
+    CHECK(e->file == "t.yaml");
+    CHECK(e->line == c.line);
+    CHECK_THAT(e->message, Catch::Contains(std::string(c.says)));
+  }
+}
+
+TEST_CASE("config_error::to_string", "[config]") {
+  CHECK(config_error{"a.yaml", 3, "bad; fix"}.to_string() == "a.yaml:3: bad; fix");
+  CHECK(config_error{"a.yaml", 0, "missing; create it"}.to_string() == "a.yaml: missing; create it");
+}
+
+TEST_CASE("values: units, plain numbers, defaults", "[config]") {
+  auto g = nl::config::parse_gateway(
+      "listen: \"[::]:8443\"\nsession:\n  keepalive: 5\n  keepalive_timeout: 1m\n  window: 65536\n"
+      "  max_streams: 100\ndrain_timeout: 250ms\nrevoked: single-id\nduplicate_agent: refuse\n",
+      "g.yaml");
+  REQUIRE(g);
+  CHECK(g->listen == "[::]:8443");
+  CHECK(g->session.keepalive == 5s);
+  CHECK(g->session.keepalive_timeout == 60s);
+  CHECK(g->session.window == 65536);
+  CHECK(g->session.max_streams == 100);
+  CHECK(g->drain_timeout == 250ms);
+  CHECK(g->revoked == std::vector<std::string>{"single-id"});
+  CHECK(g->duplicate_agent == "refuse");
+  CHECK_FALSE(g->tls);  // plain
+  CHECK(g->source == "g.yaml");
+
+  SECTION("empty text and comments only give the defaults") {
+    for (std::string_view text : {"", "# nothing\n", "---\n"}) {
+      auto a = nl::config::parse_agent(text, "e.yaml");
+      REQUIRE(a);
+      CHECK(a->peer.session.keepalive == 10s);
+      CHECK(a->peer.session.window == 512 * 1024);
+      CHECK(a->policy.default_action == nl::acl::action::deny);
+      CHECK(a->policy.rules.empty());
+    }
+  }
+  SECTION("null sections and lists mean defaults") {
+    auto c = nl::config::parse_client("session:\nforwards:\ntls:\n", "n.yaml");
+    REQUIRE(c);
+    CHECK(c->forwards.empty());
+    CHECK(c->peer.session.max_streams == 4096);
+    auto gw = nl::config::parse_gateway("tls:\nrevoked:\n", "n.yaml");
+    REQUIRE(gw);
+    CHECK_FALSE(gw->tls);
+  }
+  SECTION("rule forms") {
+    auto a = nl::config::parse_agent(
+        "policy:\n"
+        "  default: allow\n"
+        "  rules:\n"
+        "    - deny: { cidr: 10.0.0.0/8 }\n"
+        "    - allow: { ports: [22, \"80-81\"], protocol: UDP }\n"
+        "    - allow: {}\n"
+        "    - deny:\n"
+        "        domain: \"*.Example.COM.\"\n",
+        "r.yaml");
+    REQUIRE(a);
+    const auto& r = a->policy.rules;
+    REQUIRE(r.size() == 4);
+    CHECK(a->policy.default_action == nl::acl::action::allow);
+    CHECK(r[0].label == "rule 1 at line 4 (deny cidr 10.0.0.0/8)");
+    CHECK(r[1].label == "rule 2 at line 5 (allow ports 22,80-81 protocol udp)");
+    CHECK(r[2].label == "rule 3 at line 6 (allow any)");
+    CHECK(r[3].label == "rule 4 at line 7 (deny domain *.example.com)");
+  }
+}
+
+TEST_CASE("validate: required values may come from file or command line", "[config]") {
+  SECTION("gateway needs a secret") {
+    nl::config::gateway_config g;
+    auto e = nl::config::validate(g);
+    REQUIRE(e);
+    CHECK(e->file == "<command line>");
+    CHECK(e->line == 0);
+    CHECK_THAT(e->message, Catch::Contains("no secret_file set") && Catch::Contains("--secret-file"));
+    g.secret_file = "/s";
+    CHECK_FALSE(nl::config::validate(g));
+    g.tls = nl::config::tls_server_config{"/c.pem", ""};  // --tls-cert without --tls-key
+    CHECK_THAT(nl::config::validate(g)->message, Catch::Contains("'key' is missing"));
+  }
+  SECTION("agent needs gateway and a token") {
+    auto a = nl::config::parse_agent("log_level: debug\n", "a.yaml");
+    REQUIRE(a);
+    auto e = nl::config::validate(*a);
+    REQUIRE(e);
+    CHECK(e->file == "a.yaml");
+    CHECK_THAT(e->message, Catch::Contains("no gateway URL") && Catch::Contains("--gateway URL"));
+    a->peer.gateway = "ws://127.0.0.1:8080";
+    CHECK_THAT(nl::config::validate(*a)->message, Catch::Contains("no token"));
+    a->peer.token = "t";
+    CHECK_FALSE(nl::config::validate(*a));
+    a->peer.gateway = "tcp://127.0.0.1:8080";  // a bad --gateway
+    CHECK_THAT(nl::config::validate(*a)->message, Catch::Contains("ws:// or wss://"));
+  }
+  SECTION("client overrides are re-checked") {
+    nl::config::client_config c;
+    c.peer.gateway = "wss://gw";
+    c.peer.token_file = "/t";
+    CHECK_FALSE(nl::config::validate(c));
+    c.peer.session.keepalive = 40s;  // --keepalive beyond the 30s timeout
+    CHECK_THAT(nl::config::validate(c)->message, Catch::Contains("must be longer than 'keepalive'"));
+  }
+}
+
+TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
+  auto dir = examples_dir();
+  REQUIRE(std::filesystem::exists(dir / "nl-gateway.yaml"));
+
+  SECTION("gateway") {
+    auto g = nl::config::load_gateway((dir / "nl-gateway.yaml").string());
+    INFO((g ? "" : g.error().to_string()));
+    REQUIRE(g);
+    CHECK(g->listen == "0.0.0.0:443");
+    REQUIRE(g->tls);
+    CHECK(g->tls->cert_file == "/etc/nl/cert.pem");
+    CHECK(g->tls->key_file == "/etc/nl/key.pem");
+    CHECK(g->secret_file == "/etc/nl/secret");
+    CHECK(g->revoked.empty());
+    CHECK(g->session.keepalive == 10s);
+    CHECK(g->session.keepalive_timeout == 30s);
+    CHECK(g->session.window == 512 * 1024);
+    CHECK(g->session.max_streams == 4096);
+    CHECK(g->drain_timeout == 10s);
+    CHECK(g->duplicate_agent == "replace");
+    CHECK(g->log_level == "info");
+    CHECK_FALSE(nl::config::validate(*g));
+  }
+  SECTION("agent") {
+    auto a = nl::config::load_agent((dir / "nl-agent.yaml").string());
+    INFO((a ? "" : a.error().to_string()));
+    REQUIRE(a);
+    CHECK(a->peer.gateway == "wss://gw.example.com");
+    CHECK(a->peer.token_file == "/etc/nl/agent.token");
+    CHECK(a->peer.backoff_initial == 500ms);
+    CHECK(a->peer.backoff_max == 30s);
+    CHECK(a->dial_timeout == 10s);
+    CHECK(a->policy.default_action == nl::acl::action::deny);
+    REQUIRE(a->policy.rules.size() == 5);
+    CHECK_THAT(a->policy.rules[0].label,
+               Catch::StartsWith("rule 1 at line ") && Catch::EndsWith("(deny cidr 169.254.0.0/16,fe80::/10)"));
+    CHECK_THAT(a->policy.rules[4].label, Catch::EndsWith("(allow domain printer.home ports 631,9100)"));
+    CHECK_FALSE(nl::config::validate(*a));
+
+    namespace ip = boost::asio::ip;
+    auto tcp = nl::proto::transport_protocol::tcp;
+    const auto& p = a->policy;
+    CHECK(nl::acl::check_address(p, "", ip::make_address("192.168.1.10"), 22, tcp).act == nl::acl::action::allow);
+    CHECK(nl::acl::check_address(p, "", ip::make_address("192.168.1.10"), 25, tcp).act == nl::acl::action::deny);
+    CHECK(nl::acl::check_address(p, "nas.lan", ip::make_address("169.254.169.254"), 80, tcp).act ==
+          nl::acl::action::deny);
+    CHECK(nl::acl::check_address(p, "", ip::make_address("8.8.8.8"), 443, tcp).reason == "default deny");
+    CHECK(nl::acl::check_name(p, "smtp.example.com", 25, tcp));
+  }
+  SECTION("client") {
+    auto path = (dir / "nl-client.yaml").string();
+    auto c = nl::config::load_client(path);
+    INFO((c ? "" : c.error().to_string()));
+    REQUIRE(c);
+    CHECK(c->peer.gateway == "wss://gw.example.com");
+    // relative to the config file's directory
+    CHECK(c->peer.token_file == (std::filesystem::path(path).parent_path() / "client.token").lexically_normal().string());
+    CHECK_FALSE(c->peer.tls.insecure);
+    CHECK(c->agent == "home");
+    CHECK(c->socks_listen == "127.0.0.1:1080");
+    CHECK(c->socks_user.empty());
+    REQUIRE(c->forwards.size() == 2);
+    CHECK(c->forwards[0].to_string() == "127.0.0.1:8080:intranet.lan:80");
+    CHECK(c->forwards[1].host == "fd00::5");
+    CHECK_FALSE(nl::config::validate(*c));
+  }
+}

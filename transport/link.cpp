@@ -1,0 +1,96 @@
+#include "transport/link.hpp"
+
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+namespace nl::transport {
+
+link::link(asio::any_io_executor ex, link_options o)
+    : ex_(ex), opts_(std::move(o)), changed_(ex), backoff_timer_(ex) {}
+
+std::shared_ptr<session> link::current() const {
+  return current_ && current_->is_open() && !current_->is_draining() ? current_ : nullptr;
+}
+
+awaitable<std::shared_ptr<session>> link::get(std::chrono::milliseconds timeout) {
+  auto deadline = clock::now() + timeout;
+  bool expired = false;
+  watchdog wd(ex_, timeout, [this, &expired] {
+    expired = true;
+    changed_.notify();
+  });
+  while (!current() && !expired && !stopped_ && clock::now() < deadline) {
+    co_await changed_.wait();
+  }
+  co_return current();
+}
+
+void link::stop() {
+  stopped_ = true;
+  backoff_timer_.cancel();
+  if (current_) {
+    current_->close(proto::goaway_code::normal, "shutting down");
+  }
+  changed_.notify();
+}
+
+awaitable<link_result> link::run(std::function<awaitable<void>(std::shared_ptr<session>)> serve) {
+  std::mt19937_64 rng(std::random_device{}());
+  auto backoff = opts_.backoff_initial;
+  auto url = opts_.dial.url.to_string();
+  while (!stopped_) {
+    auto r = co_await ws::dial(opts_.dial);
+    if (stopped_) {
+      if (r) {
+        r->session->close(proto::goaway_code::normal, "shutting down");
+      }
+      break;
+    }
+    std::string why;
+    if (!r) {
+      if (r.error().code == errc::auth_failed) {
+        spdlog::error("gateway refused the token: {}", r.error().message);
+        co_return link_result{link_end::auth_failed, r.error().message};
+      }
+      why = r.error().message;
+    } else {
+      auto s = r->session;
+      current_ = s;
+      changed_.notify();
+      spdlog::info("session up: {} as {} ({})", url, r->hello.identity, s->transport_name());
+      auto started = clock::now();
+      co_await serve(s);
+      co_await s->wait_closed();
+      current_.reset();
+      changed_.notify();
+      auto info = s->closed_by();
+      if (stopped_) {
+        break;
+      }
+      if (info.remote && info.code == proto::goaway_code::replaced) {
+        spdlog::error("session closed by the gateway: {}; not reconnecting", info.message);
+        co_return link_result{link_end::replaced, info.message};
+      }
+      if (info.remote && info.code == proto::goaway_code::revoked) {
+        spdlog::error("session closed by the gateway: {}; not reconnecting", info.message);
+        co_return link_result{link_end::revoked, info.message};
+      }
+      why = info.message.empty() ? "closed" : info.message;
+      // A session that lived a while earns a fast reconnect.
+      if (clock::now() - started > std::chrono::seconds(10)) {
+        backoff = opts_.backoff_initial;
+      }
+    }
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
+    spdlog::warn("session down: {}; retrying in {:.1f}s", why, static_cast<double>(delay.count()) / 1000.0);
+    backoff_timer_.expires_after(delay);
+    error_code ec;
+    co_await backoff_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    backoff = std::min(backoff * 2, opts_.backoff_max);
+  }
+  co_return link_result{link_end::stopped, {}};
+}
+
+}  // namespace nl::transport

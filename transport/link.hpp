@@ -1,0 +1,61 @@
+// Keeps one session to the gateway up for an agent or a client: dials, and after any loss
+// dials again with capped, jittered exponential backoff, forever, except when the gateway
+// refused our token (HTTP 401/403), revoked it, or replaced us with a newer session of the
+// same name: those end the link with a reason, because retrying cannot help.
+// Thread-safety: one executor.
+#pragma once
+
+#include <utility>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/async.hpp"
+#include "transport/ws/ws_client.hpp"
+
+namespace nl::transport {
+
+struct link_options {
+  ws::dial_options dial;
+  std::chrono::milliseconds backoff_initial{500};
+  std::chrono::milliseconds backoff_max{30'000};
+};
+
+enum class link_end {
+  stopped,      // stop() was called
+  auth_failed,  // the gateway refused the token
+  revoked,      // the gateway revoked the token during the session
+  replaced,     // another session with our name took over
+};
+
+struct link_result {
+  link_end end = link_end::stopped;
+  std::string message;
+};
+
+class link {
+public:
+  link(asio::any_io_executor ex, link_options o);
+
+  // Runs the dial/serve/backoff loop until the link ends. `serve` is called for each new
+  // session and should return when that session has closed.
+  awaitable<link_result> run(std::function<awaitable<void>(std::shared_ptr<session>)> serve);
+
+  // The live session, waiting up to `timeout` for one to come up; null if none did.
+  awaitable<std::shared_ptr<session>> get(std::chrono::milliseconds timeout);
+  std::shared_ptr<session> current() const;
+
+  void stop();
+
+private:
+  asio::any_io_executor ex_;
+  link_options opts_;
+  std::shared_ptr<session> current_;
+  async_event changed_;
+  asio::steady_timer backoff_timer_;
+  bool stopped_ = false;
+};
+
+}  // namespace nl::transport

@@ -1,0 +1,116 @@
+#include "transport/relay.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/async.hpp"
+
+namespace nl::transport {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+void note(relay_stats& st, const error_code& ec, std::string_view detail = {}) {
+  if (!st.error) {
+    st.error = ec;
+    st.detail = std::string(detail);
+  }
+}
+
+awaitable<void> socket_to_stream(tcp::socket& sock, stream& s, relay_stats& st) {
+  for (;;) {
+    error_code ec;
+    co_await sock.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      s.reset(errc::aborted, "relay closed");
+      break;
+    }
+    bytes b(relay_chunk);
+    auto n = sock.read_some(b.prepare(), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      continue;
+    }
+    if (ec == asio::error::eof) {
+      s.shutdown_send();
+      break;
+    }
+    if (ec) {
+      note(st, ec);
+      s.reset(errc::aborted, "connection reset: " + ec.message());
+      break;
+    }
+    b.commit(n);
+    st.to_stream += n;
+    if (auto wec = co_await s.write(std::move(b)); wec) {
+      note(st, wec, s.error_message());
+      sock.close(ec);
+      break;
+    }
+  }
+}
+
+awaitable<void> stream_to_socket(stream& s, tcp::socket& sock, relay_stats& st) {
+  for (;;) {
+    auto r = co_await s.read();
+    error_code ec;
+    if (!r) {
+      note(st, r.error(), s.error_message());
+      sock.close(ec);  // also wakes the other direction
+      break;
+    }
+    if (r->empty()) {
+      sock.shutdown(tcp::socket::shutdown_send, ec);
+      break;
+    }
+    co_await asio::async_write(sock, r->buffer(), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      note(st, ec);
+      s.reset(errc::aborted, "connection reset: " + ec.message());
+      sock.close(ec);
+      break;
+    }
+    st.from_stream += r->size();
+  }
+}
+
+awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_stats& st) {
+  for (;;) {
+    auto r = co_await from.read();
+    if (!r) {
+      note(st, r.error(), from.error_message());
+      to.reset(to_wire_code(r.error()), from.error_message());
+      break;
+    }
+    if (r->empty()) {
+      to.shutdown_send();
+      break;
+    }
+    auto n = r->size();
+    if (auto ec = co_await to.write(std::move(*r)); ec) {
+      note(st, ec, to.error_message());
+      from.reset(to_wire_code(ec), to.error_message());
+      break;
+    }
+    counter += n;
+  }
+}
+
+}  // namespace
+
+awaitable<relay_stats> relay(stream& s, tcp::socket& sock) {
+  relay_stats st;
+  error_code ec;
+  sock.non_blocking(true, ec);
+  co_await when_both(socket_to_stream(sock, s, st), stream_to_socket(s, sock, st));
+  co_return st;
+}
+
+awaitable<relay_stats> splice(stream& a, stream& b) {
+  relay_stats st;
+  co_await when_both(pump(a, b, st.to_stream, st), pump(b, a, st.from_stream, st));
+  co_return st;
+}
+
+}  // namespace nl::transport

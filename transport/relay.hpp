@@ -1,0 +1,34 @@
+// Moving bytes between a stream and a TCP socket (agent: stream <-> target; client:
+// local connection <-> stream) and between two streams (gateway). Both directions run at
+// once; EOF becomes a half-close on the other side; an error on either side aborts both
+// (a stream reset carries the reason). Reads from sockets wait for readiness before taking
+// a 64 KiB buffer, so an idle relay holds no data buffer at all.
+// Thread-safety: one executor.
+#pragma once
+
+#include <utility>
+
+#include <cstdint>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "transport/session.hpp"
+
+namespace nl::transport {
+
+inline constexpr std::size_t relay_chunk = 64 * 1024;
+
+struct relay_stats {
+  std::uint64_t to_stream = 0;    // bytes read from the socket / first stream
+  std::uint64_t from_stream = 0;  // bytes written to the socket / first stream
+  error_code error;               // first failure, if any (peer reset, socket error)
+  std::string detail;             // the peer's reset text, if any
+};
+
+awaitable<relay_stats> relay(stream& s, boost::asio::ip::tcp::socket& sock);
+
+// a <-> b. to_stream counts a->b, from_stream counts b->a.
+awaitable<relay_stats> splice(stream& a, stream& b);
+
+}  // namespace nl::transport

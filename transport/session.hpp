@@ -1,0 +1,117 @@
+// The session/stream interface everything above transport/ is written against. A session
+// is ONE authenticated connection between a peer (agent or client) and the gateway; it
+// carries many streams, each a reliable byte stream with its own flow-control window,
+// half-close and reset. The WebSocket mux (transport/mux, transport/ws) implements it
+// today; QUIC will implement it with native streams. Code above this layer never learns
+// which it has, except through transport_name() for logs.
+//
+// Data is passed as nl::bytes that are moved, not copied. Backpressure: write() suspends
+// while the peer's window for that stream is exhausted; the peer's window grows again
+// only when its application has read() the data. So memory is bounded by
+// window x streams, whatever the traffic.
+//
+// Thread-safety: a session and its streams belong to one executor (one thread).
+#pragma once
+
+#include <utility>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/bytes.hpp"
+#include "common/error.hpp"
+#include "proto/frame.hpp"
+
+namespace nl::transport {
+
+using boost::asio::awaitable;
+
+struct open_request {
+  proto::target dest;                  // what the far end should connect to
+  std::string peer;                    // opener -> gateway: agent name; gateway -> agent: client id
+  std::vector<std::byte> envelope;     // end-to-end envelope (opaque to the gateway)
+};
+
+class stream {
+public:
+  virtual ~stream() = default;  // destroying an unfinished stream resets it (errc::aborted)
+
+  virtual std::uint32_t id() const noexcept = 0;
+
+  // The next chunk of data. An empty chunk means the peer half-closed (EOF); after it, read()
+  // keeps returning empty. An error means the stream was reset (the peer's code, e.g.
+  // errc::refused, or errc::session_closed when the session went away).
+  virtual awaitable<result<bytes>> read() = 0;
+
+  // Sends all of `data`, suspending while flow control forbids. Error if the stream was
+  // reset or the session closed.
+  virtual awaitable<error_code> write(bytes data) = 0;
+
+  // No more data from us (half-close). Idempotent; data already written is delivered first.
+  virtual void shutdown_send() = 0;
+
+  // Abort both directions with a code the peer will see. Idempotent.
+  virtual void reset(errc code, std::string_view message = {}) = 0;
+
+  // Text that came with the peer's RESET (e.g. which rule denied), for logs and users.
+  virtual const std::string& error_message() const noexcept = 0;
+};
+
+// An OPEN received from the peer that the application has not answered yet.
+class incoming_stream {
+public:
+  virtual ~incoming_stream() = default;  // unanswered => rejected with errc::aborted
+  virtual const open_request& request() const noexcept = 0;
+  virtual std::uint32_t id() const noexcept = 0;
+  virtual std::unique_ptr<stream> accept() = 0;
+  virtual void reject(errc code, std::string message) = 0;
+};
+
+struct open_outcome {
+  std::unique_ptr<transport::stream> stream;  // set when the far end accepted
+  error_code error;                // why not, otherwise
+  std::string message;             // the far end's detail text (may be empty)
+};
+
+// How a session ended, for logs and the reconnect policy.
+struct close_info {
+  bool remote = false;                         // the peer sent GOAWAY / closed first
+  proto::goaway_code code = proto::goaway_code::normal;
+  std::string message;
+};
+
+class session {
+public:
+  virtual ~session() = default;
+
+  // Opens a stream and waits for the far end's answer (one round trip on a warm session).
+  virtual awaitable<open_outcome> open(open_request req,
+                                       std::chrono::milliseconds timeout) = 0;
+
+  // The next stream the peer opened; error (errc::session_closed) once the session ended.
+  virtual awaitable<result<std::unique_ptr<incoming_stream>>> accept() = 0;
+
+  // Stop taking new streams and tell the peer (GOAWAY); existing streams may finish.
+  virtual void drain(proto::goaway_code code, std::string message) = 0;
+  // Tell the peer why and close now; every stream fails with errc::session_closed.
+  virtual void close(proto::goaway_code code, std::string message) = 0;
+
+  // Completes when the session has ended (connection gone).
+  virtual awaitable<void> wait_closed() = 0;
+
+  virtual bool is_open() const noexcept = 0;      // connection up
+  virtual bool is_draining() const noexcept = 0;  // either side sent GOAWAY; open() fails
+  virtual const close_info& closed_by() const noexcept = 0;
+  virtual std::size_t stream_count() const noexcept = 0;
+  virtual std::string_view transport_name() const noexcept = 0;  // "ws", "wss", "quic"
+  virtual std::string_view remote_address() const noexcept = 0;  // "ip:port" of the peer
+  // The identity the gateway authenticated ("tenant/name"), from its HELLO; "" on the gateway.
+  virtual const std::string& identity() const noexcept = 0;
+};
+
+}  // namespace nl::transport
