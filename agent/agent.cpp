@@ -71,7 +71,7 @@ awaitable<void> agent::serve(std::shared_ptr<transport::session> s) {
 
 awaitable<agent::dial_outcome> agent::dial(const proto::target& t) {
   auto ex = io_.get_executor();
-  dial_outcome out{tcp::socket(ex)};
+  dial_outcome out{tcp::socket(ex), errc::ok, {}};
   auto fail_with = [&](errc code, std::string msg) {
     out.code = code;
     out.message = std::move(msg);

@@ -84,7 +84,7 @@ awaitable<transport::open_outcome> client::open(const std::string& agent, const 
                                       link_result_ ? link_result_->message : "no session to the gateway"};
   }
   // The far side answers within its own dial timeout; allow for it plus the round trip.
-  co_return co_await s->open(transport::open_request{dest, agent, {}}, cfg_.peer.connect_timeout + std::chrono::seconds(20));
+  co_return co_await s->open(transport::make_open_request(dest, agent), cfg_.peer.connect_timeout + std::chrono::seconds(20));
 }
 
 awaitable<int> client::serve_forever() {

@@ -280,8 +280,7 @@ awaitable<void> gateway::relay_stream(std::string client_id,
   }
   auto agent = it->second.session;
   auto started = clock::now();
-  transport::open_request fwd{req.dest, client_id, req.envelope};
-  auto out = co_await agent->open(std::move(fwd), agent_open_timeout);
+  auto out = co_await agent->open(transport::make_open_request(req.dest, client_id, req.envelope), agent_open_timeout);
   if (!out.stream) {
     spdlog::debug("client {} -> {}: refused: {} {}", client_id, req.peer, out.error.message(), out.message);
     in->reject(to_wire_code(out.error), out.message.empty() ? out.error.message() : out.message);

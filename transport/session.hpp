@@ -37,6 +37,15 @@ struct open_request {
   std::vector<std::byte> envelope;     // end-to-end envelope (opaque to the gateway)
 };
 
+// Built by a plain function: see the note on g++ 12 coroutines in mux_session.cpp.
+inline open_request make_open_request(proto::target dest, std::string peer, std::vector<std::byte> envelope = {}) {
+  open_request r;
+  r.dest = std::move(dest);
+  r.peer = std::move(peer);
+  r.envelope = std::move(envelope);
+  return r;
+}
+
 class stream {
 public:
   virtual ~stream() = default;  // destroying an unfinished stream resets it (errc::aborted)

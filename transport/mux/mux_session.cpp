@@ -147,9 +147,7 @@ public:
     st->awaiting_result = true;
     st->rx_allowed = opts_.window;
     streams_.emplace(id, st);
-    proto::open_body body{opts_.window, std::move(req.dest), std::move(req.peer), std::move(req.envelope)};
-    proto::append_open(control_, id, body);
-    writer_ev_.notify();
+    enqueue_open(id, std::move(req));
     watchdog wd(ex_, timeout, [self, st, timeout] {
       if (st->awaiting_result && !st->reset) {
         self->reset_stream(*st, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
@@ -235,6 +233,18 @@ public:
       co_return fail(errc::session_closed);
     }
     co_return *hello_;
+  }
+
+  // Not a coroutine on purpose: g++ 12 mis-destroys brace-initialised aggregates that live
+  // in a coroutine frame (double free seen in open()); build such values in plain functions.
+  void enqueue_open(std::uint32_t id, open_request req) {
+    proto::open_body body;
+    body.window = opts_.window;
+    body.dest = std::move(req.dest);
+    body.peer = std::move(req.peer);
+    body.envelope = std::move(req.envelope);
+    proto::append_open(control_, id, body);
+    writer_ev_.notify();
   }
 
   // ---- used by stream handles ----
