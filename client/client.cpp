@@ -74,7 +74,10 @@ void client::stop() {
     error_code ec;
     a->close(ec);
   }
-  link_.stop();
+  link_ended_.notify();  // serve_forever() closes the session gracefully
+  if (piping_) {
+    link_.stop();  // connect: abort the stream, the user asked to quit
+  }
 }
 
 awaitable<transport::open_outcome> client::open(const std::string& agent, const proto::target& dest) {
@@ -91,6 +94,7 @@ awaitable<int> client::serve_forever() {
   while (!link_result_ && !stopping_) {
     co_await link_ended_.wait();
   }
+  co_await link_.shutdown();
   co_return exit_code_for_link();
 }
 

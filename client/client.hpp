@@ -51,6 +51,7 @@ private:
   async_event link_ended_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   bool stopping_ = false;
+  bool piping_ = false;  // running `connect`
 };
 
 }  // namespace nl::client

@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
   for (auto* sub : {list, connect, forward, socks}) {
     sub->fallthrough();  // global options may follow the sub-command
   }
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = nl::config::parse_command_line(app, argc, argv)) {
+    return *rc;
+  }
 
   auto fail = [](const nl::config::config_error& e) {
     std::cerr << "nl-client: " << e.to_string() << "\n";

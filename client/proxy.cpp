@@ -217,12 +217,14 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
       co_return;
     }
   }
+  std::vector<std::byte>().swap(buf);  // an idle tunnel keeps no handshake buffer
   auto st = co_await transport::relay(*out.stream, sock);
   spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", out.stream->id(), text(dest), st.to_stream,
                 st.from_stream, st.error ? ", " + st.error.message() : "");
 }
 
 awaitable<int> client::connect(std::string agent, proto::target dest) {
+  piping_ = true;
   start_link();
   auto out = co_await open(agent, dest);
   if (!out.stream) {
@@ -280,7 +282,7 @@ awaitable<int> client::connect(std::string agent, proto::target dest) {
     out_fd.close(ec);  // EOF for whoever reads our stdout (ssh)
   };
   co_await when_both(up(), down());
-  link_.stop();
+  co_await link_.shutdown();  // flushes what stdin gave us before the process exits
   co_return failed ? 1 : 0;
 }
 

@@ -35,6 +35,14 @@ void link::stop() {
   changed_.notify();
 }
 
+awaitable<void> link::shutdown() {
+  auto s = current_;
+  stop();
+  if (s) {
+    co_await s->wait_closed();
+  }
+}
+
 awaitable<link_result> link::run(std::function<awaitable<void>(std::shared_ptr<session>)> serve) {
   std::mt19937_64 rng(std::random_device{}());
   auto backoff = opts_.backoff_initial;

@@ -48,6 +48,9 @@ public:
   std::shared_ptr<session> current() const;
 
   void stop();
+  // stop(), then wait until the session has flushed and closed (bounded by the mux's
+  // close grace period).
+  awaitable<void> shutdown();
 
 private:
   asio::any_io_executor ex_;

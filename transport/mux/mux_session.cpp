@@ -628,8 +628,9 @@ private:
       while (!closed_ && control_.empty() && data_q_.empty()) {
         co_await writer_ev_.wait();
       }
-      // Closed by close(): flush the GOAWAY, then stop. Closed by a failure: stop now.
-      if (closed_ && (!closing_ || control_.empty())) {
+      // Closed by close(): flush the GOAWAY and the data of streams that had finished
+      // cleanly (reset ones are skipped below), then stop. Closed by a failure: stop now.
+      if (closed_ && (!closing_ || (control_.empty() && data_q_.empty()))) {
         break;
       }
       ctl.clear();
@@ -638,7 +639,7 @@ private:
       headers.clear();
       items.clear();
       std::size_t total = ctl.size();
-      while (!closed_ && !data_q_.empty() && items.size() < max_items_per_message && total < max_message_bytes) {
+      while (!data_q_.empty() && items.size() < max_items_per_message && total < max_message_bytes) {
         out_item it = std::move(data_q_.front());
         data_q_.pop_front();
         if (!it.fin) {
@@ -667,7 +668,7 @@ private:
         }
       }
       if (bufs.empty()) {
-        if (closing_ && control_.empty()) {
+        if (closing_ && control_.empty() && data_q_.empty()) {
           break;
         }
         continue;
@@ -678,7 +679,7 @@ private:
         finish(true, goaway_code::normal, "connection lost: " + ec.message());
         break;
       }
-      if (closing_ && control_.empty()) {
+      if (closing_ && control_.empty() && data_q_.empty()) {
         break;
       }
     }
