@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--deny", deny, "deny rule, e.g. 'cidr=169.254.0.0/16' or 'domain=*.corp' (repeatable)");
   app.add_option("--default", default_action, "policy default when no rule matches: allow or deny");
   app.add_option("--dial-timeout", dial_timeout, "how long to try connecting to a target, e.g. 10s");
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = nl::config::parse_command_line(app, argc, argv)) {
+    return *rc;
+  }
 
   auto fail = [](const nl::config::config_error& e) {
     std::cerr << "nl-agent: " << e.to_string() << "\n";

@@ -15,7 +15,7 @@ using boost::asio::ip::tcp;
 
 transport::link_options link_options_for(const config::client_config& c, std::string token) {
   transport::link_options o;
-  o.dial.url = *parse_ws_url(c.peer.gateway);  // validated by config::validate
+  o.dial.url = config::parse_gateway_url(c.peer.gateway).value();  // validated by config::validate
   o.dial.endpoint = "/v1/client";
   o.dial.token = std::move(token);
   o.dial.ca_file = c.peer.tls.ca_file;

@@ -26,16 +26,3 @@ std::optional<host_port> parse_host_port(std::string_view s, bool allow_zero = t
 
 }  // namespace nl
 
-namespace nl {
-
-// ws://host[:port][/prefix] or wss://... (the gateway URL agents and clients dial).
-struct ws_url {
-  bool tls = true;
-  std::string host;     // without brackets
-  std::uint16_t port = 0;
-  std::string prefix;   // path prefix without trailing '/', "" for none
-  std::string to_string() const;
-};
-std::optional<ws_url> parse_ws_url(std::string_view s);
-
-}  // namespace nl

@@ -13,6 +13,24 @@
 
 namespace nl::config {
 
+// Parses the command line. Returns nullopt to go on, or the exit status: 0 after --help /
+// --version, 2 for any usage error (CLI11's own codes would collide with ours).
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return std::nullopt;
+}
+
 struct peer_overrides {
   std::string config_path;
   std::string gateway, token, token_file, ca, server_name, log_level, keepalive, keepalive_timeout;

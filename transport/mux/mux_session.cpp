@@ -274,7 +274,10 @@ public:
   awaitable<error_code> stream_write(state_ptr st, bytes data) {
     auto self = shared_from_this();
     while (!data.empty()) {
-      std::size_t need = std::min<std::size_t>({data.size(), opts_.max_chunk, st->peer_window});
+      // Wait only for credit the receiver is sure to return: it grants in steps of
+      // window / window_update_divisor, so more than that may never come.
+      std::size_t need = std::min<std::size_t>(
+          {data.size(), opts_.max_chunk, std::max<std::size_t>(1, st->peer_window / window_update_divisor)});
       while (!st->reset && !st->fin_sent && (st->tx_queued || st->tx_credit < need)) {
         co_await st->ev.wait();
       }
@@ -616,6 +619,30 @@ private:
     }
   }
 
+  // Moves whole control frames, at most one message's worth, from control_ into `out`; the
+  // rest waits for the next message (the peer refuses messages over ws::max_message).
+  void take_control(std::vector<std::byte>& out) {
+    out.clear();
+    if (control_.size() <= max_message_bytes) {
+      std::swap(out, control_);
+      return;
+    }
+    std::size_t take = 0;
+    while (take < control_.size()) {
+      auto r = proto::parse_frame(std::span<const std::byte>(control_).subspan(take));
+      if (r.status != proto::parse_status::ok) {
+        take = control_.size();  // impossible: we encoded them; send as is rather than spin
+        break;
+      }
+      if (take > 0 && take + r.frame.consumed > max_message_bytes) {
+        break;
+      }
+      take += r.frame.consumed;
+    }
+    out.assign(control_.begin(), control_.begin() + static_cast<std::ptrdiff_t>(take));
+    control_.erase(control_.begin(), control_.begin() + static_cast<std::ptrdiff_t>(take));
+  }
+
   awaitable<void> writer() {
     auto self = shared_from_this();
     std::vector<std::byte> ctl;
@@ -633,8 +660,7 @@ private:
       if (closed_ && (!closing_ || (control_.empty() && data_q_.empty()))) {
         break;
       }
-      ctl.clear();
-      std::swap(ctl, control_);
+      take_control(ctl);
       bufs.clear();
       headers.clear();
       items.clear();

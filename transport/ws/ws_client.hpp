@@ -14,12 +14,13 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "common/units.hpp"
+#include "config/config.hpp"
 #include "transport/mux/mux_session.hpp"
 
 namespace nl::transport::ws {
 
 struct dial_options {
-  ws_url url;
+  config::gateway_url url;
   std::string endpoint;          // "/v1/agent" or "/v1/client" (appended to url.prefix)
   std::string token;
   std::string ca_file;           // "" = system trust store
