@@ -13,6 +13,7 @@
 
 #include "common/log.hpp"
 #include "common/units.hpp"
+#include "config/cli.hpp"
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
 #include "proto/token.hpp"
@@ -89,7 +90,9 @@ int main(int argc, char** argv) {
   tok->add_option("--secret-file", secret_file, "token signing secret");
   tok->add_option("-c,--config", config_path, "gateway config (for secret_file)");
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = nl::config::parse_command_line(app, argc, argv)) {
+    return *rc;
+  }
 
   if (gen->parsed()) {
     return gen_secret(gen_out);
