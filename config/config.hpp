@@ -40,7 +40,7 @@ struct config_error {
 struct session_config {
   milliseconds keepalive{10'000};          // send a PING after this much silence
   milliseconds keepalive_timeout{30'000};  // declare the peer dead after this much silence
-  std::uint32_t window = 512 * 1024;       // per-stream receive window, bytes (16 KiB..16 MiB)
+  std::uint32_t window = 2 * 1024 * 1024;  // per-stream receive window, bytes (16 KiB..16 MiB)
   std::uint32_t max_streams = 4096;        // concurrent streams per session
 };
 

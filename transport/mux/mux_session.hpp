@@ -28,7 +28,7 @@ struct mux_options {
   bool initiator = true;                                  // dialed the connection: odd stream ids
   std::chrono::milliseconds keepalive{10'000};            // PING after this long
   std::chrono::milliseconds keepalive_timeout{30'000};    // dead after this much silence
-  std::uint32_t window = 512 * 1024;                      // our receive window per stream
+  std::uint32_t window = 2 * 1024 * 1024;                  // our receive window per stream
   std::uint32_t max_streams = 4096;                       // concurrent streams we accept
   std::size_t max_chunk = 64 * 1024;                      // largest DATA frame we send
   std::optional<proto::hello_body> hello;                 // acceptor: HELLO to send first

@@ -181,7 +181,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
       auto a = nl::config::parse_agent(text, "e.yaml");
       REQUIRE(a);
       CHECK(a->peer.session.keepalive == 10s);
-      CHECK(a->peer.session.window == 512 * 1024);
+      CHECK(a->peer.session.window == 2 * 1024 * 1024);
       CHECK(a->policy.default_action == nl::acl::action::deny);
       CHECK(a->policy.rules.empty());
     }
@@ -270,7 +270,7 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(g->revoked.empty());
     CHECK(g->session.keepalive == 10s);
     CHECK(g->session.keepalive_timeout == 30s);
-    CHECK(g->session.window == 512 * 1024);
+    CHECK(g->session.window == 2 * 1024 * 1024);
     CHECK(g->session.max_streams == 4096);
     CHECK(g->drain_timeout == 10s);
     CHECK(g->duplicate_agent == "replace");

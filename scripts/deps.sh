@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian 12 packages nl needs to build and test, and only those that
+# are missing. Idempotent: when everything is present it prints nothing and touches nothing
+# (no `apt-get update`). Runs as root, or through sudo otherwise.
+#
+#   scripts/deps.sh            build + test packages
+#   scripts/deps.sh --bench    also the baseline tools of the benchmark harness
+#   scripts/deps.sh --print    only list what is missing (exit 1 if something is)
+set -euo pipefail
+
+BUILD_PKGS=(
+  cmake ninja-build g++ ccache pkg-config
+  libboost-dev libssl-dev libsodium-dev libyaml-cpp-dev libcli11-dev libfmt-dev
+  libspdlog-dev nlohmann-json3-dev catch2
+)
+TEST_PKGS=(
+  python3 python3-pytest curl openssl netcat-openbsd openssh-client openssh-server socat
+  iproute2 procps
+  clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
+)
+BENCH_PKGS=(iperf3 stunnel4 shadowsocks-libev microsocks openssh-client openssh-server socat curl python3 iproute2)
+
+want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+print_only=0
+for a in "$@"; do
+  case $a in
+    --bench) want+=("${BENCH_PKGS[@]}") ;;
+    --bench-only) want=("${BENCH_PKGS[@]}") ;;
+    --print) print_only=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "deps.sh: unknown argument '$a'; use --bench, --bench-only or --print" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+  echo "deps.sh: this script supports Debian/Ubuntu (dpkg + apt) only; install the equivalents of:" >&2
+  echo "  ${want[*]}" >&2
+  exit 1
+fi
+
+installed() {  # the package is fully installed ("install ok installed")
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+missing=()
+declare -A seen=()
+for p in "${want[@]}"; do
+  [ -n "${seen[$p]:-}" ] && continue
+  seen[$p]=1
+  installed "$p" || missing+=("$p")
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ $print_only = 1 ]; then
+  printf '%s\n' "${missing[@]}"
+  exit 1
+fi
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "deps.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+still=()
+for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
+if [ ${#still[@]} -ne 0 ]; then
+  echo "deps.sh: still missing after apt-get install: ${still[*]}" >&2
+  exit 1
+fi
+echo "deps.sh: done" >&2
