@@ -27,13 +27,37 @@ constexpr std::size_t max_message_bytes = 512 * 1024;
 // Upper bound on send credit; more means a broken or hostile peer.
 constexpr std::uint64_t max_credit = std::uint64_t{1} << 31;
 
+// FIFO of received chunks that allocates nothing while empty (an idle std::deque holds a
+// 512-byte node and its map: ~600 B per idle stream in each process it crosses).
+class chunk_queue {
+public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  void push_back(bytes b) { items_.push_back(std::move(b)); }
+  bytes pop_front() {
+    bytes b = std::move(items_[head_++]);
+    if (head_ == items_.size()) {
+      items_.clear();  // keeps the (small) capacity for the next burst
+      head_ = 0;
+    }
+    return b;
+  }
+  void clear() noexcept {
+    std::vector<bytes>().swap(items_);
+    head_ = 0;
+  }
+
+private:
+  std::vector<bytes> items_;
+  std::size_t head_ = 0;
+};
+
 struct stream_state {
   stream_state(std::uint32_t i, const asio::any_io_executor& ex) : id(i), ev(ex) {}
   std::uint32_t id;
   bool awaiting_result = false;  // we sent OPEN, no OPEN_RESULT yet
   bool answered = true;          // false while an incoming OPEN waits for accept/reject
   // receive side
-  std::deque<bytes> rx;
+  chunk_queue rx;
   std::uint64_t rx_allowed = 0;  // bytes the peer may still send before more WINDOW
   std::uint32_t rx_consumed = 0; // read by the application, not yet granted back
   bool rx_fin = false;
@@ -259,8 +283,7 @@ public:
     if (st->rx.empty()) {
       co_return bytes{};  // EOF
     }
-    bytes b = std::move(st->rx.front());
-    st->rx.pop_front();
+    bytes b = st->rx.pop_front();
     st->rx_consumed += static_cast<std::uint32_t>(b.size());
     if (!st->rx_fin && st->in_map && st->rx_consumed >= opts_.window / window_update_divisor) {
       proto::append_window(control_, st->id, st->rx_consumed);
