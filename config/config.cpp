@@ -539,7 +539,85 @@ bool tab_indented(std::string_view yaml, int line) {
   return false;
 }
 
+// yaml-cpp 0.7 never returns when a document's root node starts with ',' (a file that is
+// just "," spins forever; so does a root scalar followed by a ',' line). An nl config's
+// root is a mapping, so each document's first significant line must be a "key: value"
+// line; refuse anything else here, before yaml-cpp sees it.
+// True when `line` (without indentation) starts with a mapping key: a plain scalar that
+// does not begin with an indicator, or a quoted one, then ':' and a space or the end.
+bool starts_with_mapping_key(std::string_view line) {
+  auto colon_ends_key = [&](std::size_t i) {
+    return i < line.size() && line[i] == ':' && (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t');
+  };
+  char c = line.front();
+  if (c == '\'' || c == '"') {
+    std::size_t i = 1;
+    for (;; ++i) {
+      if (i >= line.size()) {
+        return false;  // unterminated on this line
+      }
+      if (c == '"' && line[i] == '\\') {
+        ++i;
+      } else if (line[i] == c) {
+        if (c == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
+          ++i;  // '' is an escaped quote
+        } else {
+          break;
+        }
+      }
+    }
+    ++i;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    return colon_ends_key(i);
+  }
+  if (std::string_view(",[]{}#&*!|>%@`").find(c) != std::string_view::npos) {
+    return false;
+  }
+  if ((c == '-' || c == '?' || c == ':') && (line.size() == 1 || line[1] == ' ' || line[1] == '\t')) {
+    return false;
+  }
+  for (std::size_t i = line.find(':'); i != std::string_view::npos; i = line.find(':', i + 1)) {
+    if (colon_ends_key(i)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void check_document_roots(const context& ctx, std::string_view yaml) {
+  int line = 0;
+  bool at_root = true;  // looking for the first significant line of a document
+  while (!yaml.empty()) {
+    ++line;
+    auto end = yaml.find('\n');
+    auto text = yaml.substr(0, end);
+    yaml = end == std::string_view::npos ? std::string_view{} : yaml.substr(end + 1);
+    if (!text.empty() && text.back() == '\r') {
+      text.remove_suffix(1);
+    }
+    if (text == "---" || text.starts_with("--- ") || text == "..." || text.starts_with("... ")) {
+      at_root = true;
+      text = text.substr(3);
+    }
+    if (!at_root) {
+      continue;
+    }
+    auto first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos || text[first] == '#' || text[first] == '%') {
+      continue;  // blank, comment or directive
+    }
+    auto rest = text.substr(first);
+    at_root = false;
+    // A flow map at the root ("{a: b}") is refused too: "{a: b}," also never returns.
+    if (!starts_with_mapping_key(rest)) {
+      ctx.fail(line, "the config must be a map of 'key: value' lines at the top level (found '" +
+                         std::string(rest.substr(0, 40)) + "'); see examples/ for the layout");
+    }
+  }
+}
+
 YAML::Node load_root(const context& ctx, std::string_view yaml) {
+  check_document_roots(ctx, yaml);
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(yaml));

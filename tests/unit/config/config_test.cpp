@@ -321,3 +321,20 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK_FALSE(nl::config::validate(*c));
   }
 }
+
+TEST_CASE("config: inputs that make yaml-cpp 0.7 spin forever are refused first", "[config]") {
+  // Found by fuzz_config: yaml-cpp 0.7 never returns when a document's root starts with ','.
+  for (std::string_view text : {",", ", a", "# c\n,", "\"x\"\n,", "---\n,", "&x ,", "!t ,",
+                                "http://x\n,", "- a\n", "[1, 2]\n", "'',':\n", "\"\",", "'unterminated: x\n,", "{a: b},", "{gateway: wss://gw.example.com}\n"}) {
+    INFO("input: " << text);
+    auto r = nl::config::parse_agent(text, "root.yaml");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("top level") != std::string::npos);
+  }
+  for (std::string_view good : {"# comment\n\n---\ngateway: wss://gw.example.com\n",
+                                "'gateway': wss://gw.example.com\n", "\"gateway\" : wss://gw.example.com\n",
+                                "gateway:\n  wss://gw.example.com\n"}) {
+    INFO("input: " << good);
+    CHECK(nl::config::parse_agent(good, "root.yaml"));
+  }
+}
