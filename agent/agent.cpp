@@ -11,32 +11,12 @@ namespace {
 
 using boost::asio::ip::tcp;
 
-transport::link_options link_options_for(const config::agent_config& c, std::string token) {
-  transport::link_options o;
-  o.dial.url = config::parse_gateway_url(c.peer.gateway).value();  // validated by config::validate
-  o.dial.endpoint = "/v1/agent";
-  o.dial.token = std::move(token);
-  o.dial.ca_file = c.peer.tls.ca_file;
-  o.dial.insecure = c.peer.tls.insecure;
-  o.dial.server_name = c.peer.tls.server_name;
-  o.dial.timeout = c.peer.connect_timeout;
-  o.dial.mux.initiator = true;
-  o.dial.mux.keepalive = c.peer.session.keepalive;
-  o.dial.mux.keepalive_timeout = c.peer.session.keepalive_timeout;
-  o.dial.mux.window = c.peer.session.window;
-  o.dial.mux.max_streams = c.peer.session.max_streams;
-  o.dial.mux.log_name = "gateway session";
-  o.backoff_initial = c.peer.backoff_initial;
-  o.backoff_max = c.peer.backoff_max;
-  return o;
-}
-
 std::string describe_target(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
 
 }  // namespace
 
 agent::agent(boost::asio::io_context& io, config::agent_config cfg, std::string token)
-    : io_(io), cfg_(std::move(cfg)), link_(io.get_executor(), link_options_for(cfg_, std::move(token))) {}
+    : io_(io), cfg_(std::move(cfg)), link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/agent", std::move(token))) {}
 
 void agent::stop() { link_.stop(); }
 

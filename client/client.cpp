@@ -13,26 +13,6 @@ namespace {
 
 using boost::asio::ip::tcp;
 
-transport::link_options link_options_for(const config::client_config& c, std::string token) {
-  transport::link_options o;
-  o.dial.url = config::parse_gateway_url(c.peer.gateway).value();  // validated by config::validate
-  o.dial.endpoint = "/v1/client";
-  o.dial.token = std::move(token);
-  o.dial.ca_file = c.peer.tls.ca_file;
-  o.dial.insecure = c.peer.tls.insecure;
-  o.dial.server_name = c.peer.tls.server_name;
-  o.dial.timeout = c.peer.connect_timeout;
-  o.dial.mux.initiator = true;
-  o.dial.mux.keepalive = c.peer.session.keepalive;
-  o.dial.mux.keepalive_timeout = c.peer.session.keepalive_timeout;
-  o.dial.mux.window = c.peer.session.window;
-  o.dial.mux.max_streams = c.peer.session.max_streams;
-  o.dial.mux.log_name = "gateway session";
-  o.backoff_initial = c.peer.backoff_initial;
-  o.backoff_max = c.peer.backoff_max;
-  return o;
-}
-
 std::string text(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
 
 }  // namespace
@@ -41,7 +21,7 @@ client::client(boost::asio::io_context& io, config::client_config cfg, std::stri
     : io_(io),
       cfg_(std::move(cfg)),
       token_(std::move(token)),
-      link_(io.get_executor(), link_options_for(cfg_, token_)),
+      link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/client", token_)),
       link_ended_(io.get_executor()) {}
 
 void client::start_link() {
@@ -100,7 +80,7 @@ awaitable<int> client::serve_forever() {
 
 // ---- list ----
 awaitable<int> client::list(bool json) {
-  auto o = link_options_for(cfg_, token_);
+  auto o = transport::link_options_from(cfg_.peer, "/v1/client", token_);
   auto r = co_await transport::ws::http_get(o.dial, "/v1/agents");
   if (!r) {
     std::cerr << "nl-client: " << r.error().message << "\n";
@@ -132,49 +112,64 @@ awaitable<int> client::list(bool json) {
   co_return 0;
 }
 
+// ---- local listeners ----
+tcp::acceptor* client::listen_on(const asio::ip::address& bind, std::uint16_t port) {
+  auto acc = std::make_unique<tcp::acceptor>(io_);
+  tcp::endpoint ep(bind, port);
+  error_code ec;
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::cerr << "nl-client: cannot listen on " << host_port{bind.to_string(), port}.to_string() << ": "
+              << ec.message() << "\n";
+    return nullptr;
+  }
+  acceptors_.push_back(std::move(acc));
+  return acceptors_.back().get();
+}
+
+void client::serve_acceptor(tcp::acceptor& acc, std::function<awaitable<void>(tcp::socket)> handle) {
+  asio::co_spawn(io_, [this, &acc, handle = std::move(handle)]() -> awaitable<void> {
+    while (acc.is_open()) {
+      error_code ec;
+      tcp::socket sock(io_);
+      co_await acc.async_accept(sock, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (!acc.is_open()) break;
+        if (ec == asio::error::no_descriptors) co_await sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(io_, handle(std::move(sock)), asio::detached);
+    }
+  }, asio::detached);
+}
+
 // ---- forward ----
 awaitable<int> client::forward(std::string agent, std::vector<config::forward_spec> specs) {
   for (auto& spec : specs) {
-    auto acc = std::make_unique<tcp::acceptor>(io_);
     error_code ec;
     auto addr = asio::ip::make_address(spec.bind, ec);
     if (ec) {
       std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
       co_return 2;
     }
-    tcp::endpoint ep(addr, spec.port);
-    acc->open(ep.protocol(), ec);
-    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      std::cerr << "nl-client: cannot listen on " << host_port{spec.bind, spec.port}.to_string() << ": " << ec.message() << "\n";
+    auto* acc = listen_on(addr, spec.port);
+    if (!acc) {
       co_return 1;
     }
     auto local = acc->local_endpoint();
     spdlog::info("forward listening on {} -> {} via {}", host_port{local.address().to_string(), local.port()}.to_string(),
                  host_port{spec.host, spec.host_port}.to_string(), agent);
-    asio::co_spawn(io_, serve_forward(*acc, agent, spec), asio::detached);
-    acceptors_.push_back(std::move(acc));
+    proto::target dest;  // assigned, not brace-initialised: g++ 12 coroutine frames (see mux)
+    dest.host = spec.host;
+    dest.port = spec.host_port;
+    serve_acceptor(*acc, [this, agent, dest](tcp::socket sock) { return forward_one(std::move(sock), agent, dest); });
   }
   start_link();
   co_return co_await serve_forever();
-}
-
-awaitable<void> client::serve_forward(tcp::acceptor& acc, std::string agent, config::forward_spec spec) {
-  proto::target dest{spec.host, spec.host_port, proto::transport_protocol::tcp};
-  while (acc.is_open()) {
-    error_code ec;
-    tcp::socket sock(io_);
-    co_await acc.async_accept(sock, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      if (!acc.is_open()) break;
-      if (ec == asio::error::no_descriptors) co_await sleep_for(std::chrono::milliseconds(100));
-      continue;
-    }
-    sock.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(io_, forward_one(std::move(sock), agent, dest), asio::detached);
-  }
 }
 
 awaitable<void> client::forward_one(tcp::socket sock, std::string agent, proto::target dest) {

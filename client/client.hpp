@@ -8,6 +8,7 @@
 
 #include <utility>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,7 +39,12 @@ private:
   // Keeps the link running in the background; sets link_result_ when it ends.
   void start_link();
   awaitable<int> serve_forever();  // until stop() or a fatal link end
-  awaitable<void> serve_forward(boost::asio::ip::tcp::acceptor& acc, std::string agent, config::forward_spec spec);
+  // Opens a listening socket on bind:port, kept in acceptors_ so stop() closes it; prints the
+  // reason and returns null on failure.
+  boost::asio::ip::tcp::acceptor* listen_on(const boost::asio::ip::address& bind, std::uint16_t port);
+  // Accepts until the acceptor closes and spawns handle(socket) for each connection.
+  void serve_acceptor(boost::asio::ip::tcp::acceptor& acc,
+                      std::function<awaitable<void>(boost::asio::ip::tcp::socket)> handle);
   awaitable<void> forward_one(boost::asio::ip::tcp::socket sock, std::string agent, proto::target dest);
   awaitable<void> proxy_one(boost::asio::ip::tcp::socket sock, std::string agent);
   int exit_code_for_link() const;

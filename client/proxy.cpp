@@ -78,36 +78,15 @@ awaitable<int> client::socks(std::string agent, std::string listen) {
     std::cerr << "nl-client: --listen '" << listen << "' must be IP:PORT\n";
     co_return 2;
   }
-  auto acc = std::make_unique<tcp::acceptor>(io_);
-  tcp::endpoint ep(addr, hp->port);
-  acc->open(ep.protocol(), ec);
-  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acc->bind(ep, ec);
-  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    std::cerr << "nl-client: cannot listen on " << listen << ": " << ec.message() << "\n";
+  auto* acc = listen_on(addr, hp->port);
+  if (!acc) {
     co_return 1;
   }
   auto local = acc->local_endpoint();
   spdlog::info("socks listening on {} (SOCKS5 and HTTP CONNECT) via agent {}",
                host_port{local.address().to_string(), local.port()}.to_string(), agent);
-  auto& a = *acc;
-  acceptors_.push_back(std::move(acc));
   start_link();
-  asio::co_spawn(io_, [this, &a, agent]() -> awaitable<void> {
-    while (a.is_open()) {
-      error_code aec;
-      tcp::socket sock(io_);
-      co_await a.async_accept(sock, asio::redirect_error(use_awaitable, aec));
-      if (aec) {
-        if (!a.is_open()) break;
-        if (aec == asio::error::no_descriptors) co_await sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      sock.set_option(tcp::no_delay(true), aec);
-      asio::co_spawn(io_, proxy_one(std::move(sock), agent), asio::detached);
-    }
-  }, asio::detached);
+  serve_acceptor(*acc, [this, agent](tcp::socket sock) { return proxy_one(std::move(sock), agent); });
   co_return co_await serve_forever();
 }
 

@@ -6,6 +6,26 @@
 
 namespace nl::transport {
 
+link_options link_options_from(const config::peer_config& p, std::string endpoint, std::string token) {
+  link_options o;
+  o.dial.url = config::parse_gateway_url(p.gateway).value();
+  o.dial.endpoint = std::move(endpoint);
+  o.dial.token = std::move(token);
+  o.dial.ca_file = p.tls.ca_file;
+  o.dial.insecure = p.tls.insecure;
+  o.dial.server_name = p.tls.server_name;
+  o.dial.timeout = p.connect_timeout;
+  o.dial.mux.initiator = true;
+  o.dial.mux.keepalive = p.session.keepalive;
+  o.dial.mux.keepalive_timeout = p.session.keepalive_timeout;
+  o.dial.mux.window = p.session.window;
+  o.dial.mux.max_streams = p.session.max_streams;
+  o.dial.mux.log_name = "gateway session";
+  o.backoff_initial = p.backoff_initial;
+  o.backoff_max = p.backoff_max;
+  return o;
+}
+
 link::link(asio::any_io_executor ex, link_options o)
     : ex_(ex), opts_(std::move(o)), changed_(ex), backoff_timer_(ex) {}
 

@@ -23,6 +23,10 @@ struct link_options {
   std::chrono::milliseconds backoff_max{30'000};
 };
 
+// The link settings of an agent or client: gateway URL (already validated by
+// config::validate), TLS trust, session tuning and backoff from its peer_config.
+link_options link_options_from(const config::peer_config& p, std::string endpoint, std::string token);
+
 enum class link_end {
   stopped,      // stop() was called
   auth_failed,  // the gateway refused the token
