@@ -12,10 +12,13 @@ BUILD_PKGS=(
   cmake ninja-build g++ ccache pkg-config
   libboost-dev libssl-dev libsodium-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libspdlog-dev nlohmann-json3-dev catch2
+  libhowardhinnant-date-dev   # named time zones for ACL time windows (date/tz.h)
 )
 TEST_PKGS=(
   python3 python3-pytest curl openssl netcat-openbsd openssh-client openssh-server socat
   iproute2 procps
+  python3-nacl                # an independent implementation for the e2e test vectors
+  dnsmasq-base dnsutils       # a real DNS server and dig for the UDP tests
   clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )
 BENCH_PKGS=(iperf3 stunnel4 shadowsocks-libev microsocks openssh-client openssh-server socat curl python3 iproute2)
