@@ -10,6 +10,11 @@ implementation prints:
 
 runs `UNIT_E2E_BINARY "[.print-vectors]"` and reads its "vector NAME HEX" lines. Exits 0
 when every vector matches, 1 on any difference, 2 on a usage/environment problem.
+
+    vectors.py --corpus DIR
+
+writes seed inputs for tests/fuzz/fuzz_e2e.cpp (valid handshake messages and records under
+the same fixed secrets) into DIR, normally tests/fuzz/corpus/fuzz_e2e.
 """
 import base64
 import subprocess
@@ -135,12 +140,37 @@ def expected_vectors():
     return {name: value.hex() for name, value in v.items()}
 
 
+# ---- fuzz seeds -------------------------------------------------------------------------
+
+def write_corpus(directory):
+    import pathlib
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    v = {k: bytes.fromhex(x) for k, x in expected_vectors().items()}
+    seeds = {
+        "message1_nk": b"\x00" + v["nk_message1"],
+        "message1_psk": b"\x10" + v["nkpsk0_message1"],
+        "message2_nk": b"\x01" + v["nk_message2"],
+        "message2_psk": b"\x11" + v["nkpsk0_message2"],
+        "records_final": b"\x02" + v["nk_record_i2r_0"] + v["nk_record_i2r_1"],
+        "records_open": b"\x02" + v["nk_record_i2r_0"],
+        "differential": b"\x03" + (5).to_bytes(2, "little") + b"hello"
+                        + (0x8000 | 3).to_bytes(2, "little") + b"bye",
+    }
+    for name, data in seeds.items():
+        (d / name).write_bytes(data)
+    print(f"vectors.py: wrote {len(seeds)} seeds to {d}")
+    return 0
+
+
 # ---- comparison -------------------------------------------------------------------------
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--corpus":
+        return write_corpus(sys.argv[2])
     if len(sys.argv) != 2:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
-        print("usage: vectors.py UNIT_E2E_BINARY", file=sys.stderr)
+        print("usage: vectors.py UNIT_E2E_BINARY | vectors.py --corpus DIR", file=sys.stderr)
         return 2
     run = subprocess.run([sys.argv[1], "[.print-vectors]"], capture_output=True, text=True)
     if run.returncode != 0:
