@@ -91,7 +91,8 @@ public:
 
   // Builds message 1 for `agent_public_key` carrying `payload` (<= max_handshake_payload).
   // `psk` when the client was configured with a passphrase. Throws std::invalid_argument on
-  // an oversized payload.
+  // an oversized payload, or when agent_public_key is a low-order point (e.g. all zeros)
+  // that would make the shared secret a constant.
   static initiator start(const key& agent_public_key, const std::optional<key>& psk,
                          std::span<const std::byte> payload, std::vector<std::byte>& message1);
   // Same with a given ephemeral secret key: for test vectors only.
@@ -201,7 +202,8 @@ public:
   // bytes required; `out` may alias `in` + record_header_size, i.e. in-place decryption).
   // error: bad header, oversized record, authentication failure (modified, replayed,
   // reordered or dropped data), or data after the final record. After an error or a final
-  // record, every call returns error.
+  // record, every call returns error. An `out` too small for a whole record is the
+  // caller's bug: std::invalid_argument, and the stream is not failed.
   open_status open(std::span<const std::byte> in, std::span<std::byte> out, opened_record& r);
   std::size_t needed() const noexcept;  // 0 until a header has been seen
   bool finished() const noexcept;       // the final record was opened
