@@ -130,6 +130,23 @@ std::optional<std::int64_t> get_int(const json& j) {
   return std::nullopt;
 }
 
+// nullptr when `groups` is a valid "grp" list, else why not.
+const char* check_groups(const std::vector<std::string>& groups) {
+  if (groups.size() > max_groups) {
+    return "at most 64 groups";
+  }
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    if (!valid_identifier(groups[i])) {
+      return "a group must be 1..64 characters of [A-Za-z0-9._-]";
+    }
+    if (std::find(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(i), groups[i]) !=
+        groups.begin() + static_cast<std::ptrdiff_t>(i)) {
+      return "a group is named twice";
+    }
+  }
+  return nullptr;
+}
+
 // Payload JSON from claims; throws std::invalid_argument when they could never verify.
 std::string encode_payload(const claims& c) {
   if (!valid_identifier(c.tenant) || !valid_identifier(c.name)) {
@@ -154,6 +171,12 @@ std::string encode_payload(const claims& c) {
   }
   if (!c.jti.empty()) {
     p["jti"] = c.jti;
+  }
+  if (auto why = check_groups(c.groups)) {
+    throw std::invalid_argument(why);
+  }
+  if (!c.groups.empty()) {
+    p["grp"] = c.groups;
   }
   if (!c.policy_json.empty()) {
     auto pol = json::parse(c.policy_json, nullptr, false);
@@ -286,6 +309,20 @@ std::expected<claims, std::string> verify_impl(std::string_view token, const ver
       return fail(reason::invalid_claims);
     }
     c.jti = it->get<std::string>();
+  }
+  if (auto it = p.find("grp"); it != p.end()) {
+    if (!it->is_array() || it->size() > max_groups) {
+      return fail(reason::invalid_claims);
+    }
+    for (const auto& g : *it) {
+      if (!g.is_string()) {
+        return fail(reason::invalid_claims);
+      }
+      c.groups.push_back(g.get<std::string>());
+    }
+    if (check_groups(c.groups) != nullptr) {
+      return fail(reason::invalid_claims);
+    }
   }
   if (auto it = p.find("pol"); it != p.end()) {
     if (!it->is_object()) {

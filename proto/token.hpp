@@ -1,6 +1,7 @@
 // nl access tokens: compact JWTs (RFC 7519) signed with HS256 (HMAC-SHA-256 over the
 // gateway's secret) or EdDSA (Ed25519, RFC 8037), carrying the tenant, the peer's name
-// and role, validity times, a unique id for revocation and an optional policy object.
+// and role, validity times, a unique id for revocation, optional groups and an optional
+// policy object (acl/policy.hpp's JSON form; proto only checks that it is an object).
 // The gateway issues and verifies them; agents and clients treat them as opaque strings.
 // Verification never throws and answers with one of the fixed user-facing reasons below,
 // which the gateway shows verbatim in its 401 responses.
@@ -50,7 +51,14 @@ struct claims {
   std::int64_t nbf = 0;      // not before, unix seconds; 0 means absent
   std::string jti;           // unique id (new_jti()), used by the revocation list; may be empty
   std::string policy_json;   // "pol" object as compact JSON; "" when absent
+  // "grp": the client's groups, for ACL rules naming "group:NAME". Each 1..64 chars of
+  // [A-Za-z0-9._-], at most max_groups, no duplicates; the claim is left out when empty
+  // (and an empty list verifies as no groups).
+  std::vector<std::string> groups;
 };
+
+// Most groups one token may name.
+inline constexpr std::size_t max_groups = 64;
 
 // True for 1..64 characters of [A-Za-z0-9._-] (tenant and name alphabet).
 bool valid_identifier(std::string_view s) noexcept;
@@ -59,7 +67,8 @@ bool valid_identifier(std::string_view s) noexcept;
 std::string new_jti();
 
 // Signs `c` with HS256. Throws std::invalid_argument when the claims would not verify
-// (bad tenant/name, exp 0, policy_json not a JSON object) or the secret is empty:
+// (bad tenant/name, exp 0, policy_json not a JSON object, a bad or repeated group, more
+// than max_groups) or the secret is empty:
 // issuing is a command-line/start-up action, where an exception is a clean exit.
 std::string issue(const claims& c, std::span<const std::byte> secret);
 

@@ -406,3 +406,53 @@ TEST_CASE("jti and identifiers", "[token]") {
   CHECK_FALSE(parse_role("gateway"));
   CHECK_FALSE(parse_role(""));
 }
+
+TEST_CASE("groups claim", "[token]") {
+  auto secret = kat_secret();
+  SECTION("round trip, order kept, absent when empty") {
+    auto c = kat_claims();
+    c.r = role::client;
+    c.groups = {"ops", "dev.team", "on-call_2"};
+    auto v = verify(issue(c, secret), secret, t0);
+    REQUIRE(v);
+    CHECK(v->groups == c.groups);
+    auto eddsa = generate_ed25519_keypair();
+    auto e = verify(issue_eddsa(c, eddsa.secret_key), verify_keys{{}, eddsa.public_key}, t0);
+    REQUIRE(e);
+    CHECK(e->groups == c.groups);
+    auto none = verify(issue(kat_claims(), secret), secret, t0);
+    REQUIRE(none);
+    CHECK(none->groups.empty());
+    // No "grp" in the payload when there are no groups: the known-answer token stays.
+    CHECK(issue(kat_claims(), secret) == kat_token);
+  }
+  SECTION("issue refuses bad groups") {
+    for (std::vector<std::string> bad : {std::vector<std::string>{""}, {"a b"}, {"ops", "ops"}, {"grp:x"},
+                                         {std::string(65, 'g')}}) {
+      auto c = kat_claims();
+      c.groups = bad;
+      CHECK_THROWS_AS(issue(c, secret), std::invalid_argument);
+    }
+    auto c = kat_claims();
+    for (int i = 0; i < 65; ++i) c.groups.push_back("g" + std::to_string(i));
+    CHECK_THROWS_AS(issue(c, secret), std::invalid_argument);
+    c.groups.pop_back();
+    CHECK(verify(issue(c, secret), secret, t0)->groups.size() == 64);
+  }
+  SECTION("verify refuses malformed grp") {
+    std::string many = "[";
+    for (int i = 0; i < 65; ++i) many += (i ? ",\"g" : "\"g") + std::to_string(i) + "\"";
+    many += "]";
+    for (std::string grp : {std::string(R"("ops")"), std::string(R"([1])"), std::string(R"([null])"),
+                            std::string(R"(["ops","ops"])"), std::string(R"(["o/ps"])"),
+                            std::string(R"([""])"), std::string(R"({"ops":1})"), std::string(R"([["ops"]])"), many}) {
+      auto payload = R"({"ten":"acme","sub":"laptop","role":"client","exp":1700003600,"grp":)" + grp + "}";
+      CAPTURE(payload);
+      CHECK(reason_of(verify(sign(hs256_header, payload, secret), secret, t0)) == "invalid claims");
+    }
+    auto ok = R"({"ten":"acme","sub":"laptop","role":"client","exp":1700003600,"grp":[]})";
+    auto v = verify(sign(hs256_header, ok, secret), secret, t0);
+    REQUIRE(v);
+    CHECK(v->groups.empty());
+  }
+}
