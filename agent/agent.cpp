@@ -1,22 +1,50 @@
 #include "agent/agent.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "acl/policy.hpp"
+#include "transport/datagram.hpp"
 #include "transport/relay.hpp"
+#include "transport/secure_stream.hpp"
 
 namespace nl::agent {
 namespace {
 
 using boost::asio::ip::tcp;
+using boost::asio::ip::udp;
 
-std::string describe_target(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
+std::string describe_target(const proto::target& t) {
+  auto s = host_port{t.host, t.port}.to_string();
+  return t.protocol == proto::transport_protocol::udp ? "udp:" + s : s;
+}
+
+// The token name of "tenant/name".
+std::string client_name(const std::string& peer) {
+  auto slash = peer.find('/');
+  return slash == std::string::npos ? peer : peer.substr(slash + 1);
+}
+
+acl::query make_query(const agent::asker& who, const proto::target& t, std::string_view name) {
+  acl::query q;
+  q.host = name;
+  q.port = t.port;
+  q.protocol = t.protocol;
+  q.client = who.client;
+  q.groups = who.groups;
+  q.now = std::chrono::system_clock::now();
+  return q;
+}
 
 }  // namespace
 
-agent::agent(boost::asio::io_context& io, config::agent_config cfg, std::string token)
-    : io_(io), cfg_(std::move(cfg)), link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/agent", std::move(token))) {}
+agent::agent(boost::asio::io_context& io, config::agent_config cfg, std::string token, e2e::static_keypair keys,
+             std::optional<e2e::key> psk)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      keys_(keys),
+      psk_(psk),
+      link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/agent", std::move(token))) {}
 
 void agent::stop() { link_.stop(); }
 
@@ -49,7 +77,79 @@ awaitable<void> agent::serve(std::shared_ptr<transport::session> s) {
   }
 }
 
-awaitable<agent::dial_outcome> agent::dial(const proto::target& t) {
+// The agent's policy is authoritative; the client's token policy (if any) narrows it.
+acl::decision agent::judge(const asker& who, const proto::target& t, std::string_view name,
+                           const asio::ip::address& a) const {
+  auto q = make_query(who, t, name);
+  auto d = acl::check_address(cfg_.policy, q, a);
+  if (d.act == acl::action::allow && who.policy) {
+    auto c = acl::check_address(*who.policy, q, a);
+    if (c.act == acl::action::deny) {
+      c.reason = "the client's token policy: " + c.reason;
+      return c;
+    }
+  }
+  return d;
+}
+
+awaitable<agent::resolution> agent::resolve(const asker& who, const proto::target& t) {
+  resolution out;
+  auto refuse = [&out](errc code, std::string msg) {
+    out.code = code;
+    out.message = std::move(msg);
+    return std::move(out);
+  };
+  // Literal addresses in any spelling (decimal, octal, hex, short, IPv4-mapped IPv6) are
+  // normalised first, so they meet the address rules and never reach the resolver.
+  if (auto literal = acl::parse_ip_literal(t.host)) {
+    auto d = judge(who, t, "", *literal);
+    if (d.act == acl::action::deny) {
+      co_return refuse(errc::denied, d.reason);
+    }
+    out.addresses.push_back(*literal);
+    co_return std::move(out);
+  }
+  auto q = make_query(who, t, t.host);
+  if (auto d = acl::check_name(cfg_.policy, q)) {
+    co_return refuse(errc::denied, d->reason);
+  }
+  if (who.policy) {
+    if (auto d = acl::check_name(*who.policy, q)) {
+      co_return refuse(errc::denied, "the client's token policy: " + d->reason);
+    }
+  }
+  auto ex = io_.get_executor();
+  tcp::resolver resolver(ex);
+  tcp::resolver::results_type res;
+  error_code ec;
+  {
+    watchdog wd(ex, cfg_.dial_timeout, [&resolver] { resolver.cancel(); });
+    res = co_await resolver.async_resolve(t.host, std::to_string(t.port), asio::redirect_error(use_awaitable, ec));
+  }
+  if (ec) {
+    co_return refuse(ec == asio::error::operation_aborted ? errc::timeout : errc::dns_failure,
+                     "cannot resolve " + t.host + ": " + ec.message());
+  }
+  // Only addresses the policy allows are ever used (DNS-rebinding safe).
+  std::string first_denial;
+  for (const auto& e : res) {
+    auto a = acl::unmap(e.endpoint().address());
+    auto d = judge(who, t, t.host, a);
+    if (d.act == acl::action::allow) {
+      if (std::find(out.addresses.begin(), out.addresses.end(), a) == out.addresses.end()) {
+        out.addresses.push_back(a);
+      }
+    } else if (first_denial.empty()) {
+      first_denial = d.reason + " (" + t.host + " resolves to " + a.to_string() + ")";
+    }
+  }
+  if (out.addresses.empty()) {
+    co_return refuse(errc::denied, first_denial);
+  }
+  co_return std::move(out);
+}
+
+awaitable<agent::dial_outcome> agent::dial(const asker& who, const proto::target& t) {
   auto ex = io_.get_executor();
   dial_outcome out{tcp::socket(ex), errc::ok, {}};
   auto fail_with = [&](errc code, std::string msg) {
@@ -58,44 +158,16 @@ awaitable<agent::dial_outcome> agent::dial(const proto::target& t) {
     return std::move(out);
   };
   auto where = describe_target(t);
-  error_code ec;
-  auto literal = asio::ip::make_address(t.host, ec);
+  auto r = co_await resolve(who, t);
+  if (r.code != errc::ok) {
+    co_return fail_with(r.code, r.message);
+  }
   std::vector<tcp::endpoint> endpoints;
-  std::string first_denial;
-  if (!ec) {
-    auto d = acl::check_address(cfg_.policy, "", literal, t.port, t.protocol);
-    if (d.act == acl::action::deny) {
-      co_return fail_with(errc::denied, d.reason);
-    }
-    endpoints.emplace_back(literal, t.port);
-  } else {
-    if (auto d = acl::check_name(cfg_.policy, t.host, t.port, t.protocol)) {
-      co_return fail_with(errc::denied, d->reason);
-    }
-    tcp::resolver resolver(ex);
-    tcp::resolver::results_type res;
-    {
-      watchdog wd(ex, cfg_.dial_timeout, [&resolver] { resolver.cancel(); });
-      res = co_await resolver.async_resolve(t.host, std::to_string(t.port), asio::redirect_error(use_awaitable, ec));
-    }
-    if (ec) {
-      co_return fail_with(ec == asio::error::operation_aborted ? errc::timeout : errc::dns_failure,
-                          "cannot resolve " + t.host + ": " + ec.message());
-    }
-    // Only addresses the policy allows are ever dialed (DNS-rebinding safe).
-    for (const auto& e : res) {
-      auto d = acl::check_address(cfg_.policy, t.host, e.endpoint().address(), t.port, t.protocol);
-      if (d.act == acl::action::allow) {
-        endpoints.push_back(e.endpoint());
-      } else if (first_denial.empty()) {
-        first_denial = d.reason + " (" + t.host + " resolves to " + e.endpoint().address().to_string() + ")";
-      }
-    }
-    if (endpoints.empty()) {
-      co_return fail_with(errc::denied, first_denial);
-    }
+  for (auto& a : r.addresses) {
+    endpoints.emplace_back(a, t.port);
   }
   bool timed_out = false;
+  error_code ec;
   {
     watchdog wd(ex, cfg_.dial_timeout, [&out, &timed_out] {
       timed_out = true;
@@ -115,30 +187,163 @@ awaitable<agent::dial_outcome> agent::dial(const proto::target& t) {
 }
 
 awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
-  const auto req = in->request();
-  auto who = req.peer.empty() ? std::string("?") : req.peer;
+  const auto& req = in->request();
+  auto who_text = req.peer.empty() ? std::string("?") : req.peer;
+  std::optional<transport::secure_request> sec;
+  proto::target dest;
   if (!req.envelope.empty()) {
-    in->reject(errc::unsupported, "end-to-end encryption is not configured on this agent");
-    co_return;
+    auto r = transport::read_secure_open(*in, keys_, psk_);
+    if (!r) {
+      spdlog::warn("stream {} from {}: end-to-end handshake failed: {}", in->id(), who_text, r.error());
+      in->reject(errc::e2e_failed, r.error());
+      co_return;
+    }
+    sec.emplace(std::move(*r));
+    dest = sec->dest;
+  } else {
+    if (cfg_.e2e.require) {
+      in->reject(errc::denied, "this agent requires end-to-end encryption: pin its key (nl-agent key) in the client");
+      co_return;
+    }
+    dest = req.dest;
   }
-  if (req.dest.protocol != proto::transport_protocol::tcp) {
-    in->reject(errc::unsupported, "UDP streams are not supported by this agent yet");
-    co_return;
+  auto refuse = [&](errc code, const std::string& msg) {
+    if (sec) {
+      transport::reject_secure(*in, *sec, code, msg);
+    } else {
+      in->reject(code, msg);
+    }
+  };
+  auto accept = [&] { return sec ? transport::accept_secure(*in, *sec) : in->accept(); };
+  asker who;
+  who.client = client_name(req.peer);
+  who.groups = req.groups;
+  if (!req.policy.empty()) {
+    auto p = acl::policy_from_json(req.policy);
+    if (!p) {
+      refuse(errc::denied, "the client's token policy cannot be read: " + p.error());
+      co_return;
+    }
+    who.policy = std::move(*p);
   }
-  auto where = describe_target(req.dest);
+  auto where = describe_target(dest) + (sec ? " (e2e)" : "");
   auto started = clock::now();
-  auto d = co_await dial(req.dest);
-  if (d.code != errc::ok) {
-    spdlog::info("stream {} from {} to {} refused: {}: {}", in->id(), who, where, describe(d.code), d.message);
-    in->reject(d.code, d.message);
+
+  if (dest.protocol == proto::transport_protocol::udp) {
+    if (udp_flows_ >= cfg_.udp.max_flows) {
+      refuse(errc::limit, "too many UDP flows on this agent (udp.max_flows = " + std::to_string(cfg_.udp.max_flows) + ")");
+      co_return;
+    }
+    auto r = co_await resolve(who, dest);
+    if (r.code != errc::ok) {
+      spdlog::info("flow {} from {} to {} refused: {}: {}", in->id(), who_text, where, describe(r.code), r.message);
+      refuse(r.code, r.message);
+      co_return;
+    }
+    udp::endpoint target(r.addresses.front(), dest.port);
+    udp::socket sock(io_);
+    error_code ec;
+    sock.open(target.protocol(), ec);
+    if (!ec) sock.connect(target, ec);
+    if (ec) {
+      refuse(to_wire_code(ec), "udp to " + where + ": " + ec.message());
+      co_return;
+    }
+    auto s = accept();
+    spdlog::debug("flow {} from {} to {} open", s->id(), who_text, where);
+    co_await serve_udp(std::move(s), std::move(sock));
+    spdlog::info("flow from {} to {} closed after {} ms", who_text, where,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count());
     co_return;
   }
-  auto s = in->accept();
-  spdlog::debug("stream {} from {} to {} open", s->id(), who, where);
+
+  auto d = co_await dial(who, dest);
+  if (d.code != errc::ok) {
+    spdlog::info("stream {} from {} to {} refused: {}: {}", in->id(), who_text, where, describe(d.code), d.message);
+    refuse(d.code, d.message);
+    co_return;
+  }
+  auto s = accept();
+  spdlog::debug("stream {} from {} to {} open", s->id(), who_text, where);
   auto st = co_await transport::relay(*s, d.socket);
-  spdlog::info("stream {} from {} to {} closed: up {} B, down {} B, {} ms{}", s->id(), who, where, st.from_stream,
+  spdlog::info("stream {} from {} to {} closed: up {} B, down {} B, {} ms{}", s->id(), who_text, where, st.from_stream,
                st.to_stream, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count(),
-               st.error ? ", " + st.error.message() : "");
+               st.error ? ", " + st.error.message() + (st.detail.empty() ? "" : ": " + st.detail) : "");
+}
+
+// Datagrams both ways until the client ends the flow, either side fails, or nothing moved
+// for udp.idle_timeout.
+awaitable<void> agent::serve_udp(std::unique_ptr<transport::stream> s, udp::socket sock) {
+  ++udp_flows_;
+  auto last = clock::now();
+  bool done = false;
+  bool client_done = false;
+  asio::steady_timer idle(io_);
+  auto finish = [&] {
+    if (!done) {
+      done = true;
+      error_code ec;
+      sock.close(ec);
+      idle.cancel();
+    }
+  };
+  auto up = [&]() -> awaitable<void> {
+    transport::datagram_reader rd(*s);
+    for (;;) {
+      auto d = co_await rd.next();
+      if (!d || !*d) {
+        client_done = d.has_value();  // the client ended the flow (EOF), not an error
+        break;
+      }
+      last = clock::now();
+      error_code ec;
+      sock.send(asio::buffer((*d)->data(), (*d)->size()), 0, ec);  // a full socket buffer drops, as UDP does
+      if (ec && ec != asio::error::would_block && ec != asio::error::connection_refused) {
+        s->reset(errc::aborted, "udp send failed: " + ec.message());
+        break;
+      }
+    }
+    finish();
+  };
+  auto down = [&]() -> awaitable<void> {
+    std::vector<std::byte> buf(proto::max_datagram);
+    for (;;) {
+      error_code ec;
+      auto n = co_await sock.async_receive(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      if (ec == asio::error::connection_refused) {
+        continue;  // ICMP port unreachable from the target: UDP just loses the datagram
+      }
+      if (ec) {
+        break;
+      }
+      last = clock::now();
+      if (co_await transport::write_datagram(*s, std::span<const std::byte>(buf.data(), n))) {
+        break;
+      }
+    }
+    finish();
+  };
+  auto watch = [&]() -> awaitable<void> {
+    while (!done) {
+      idle.expires_at(last + cfg_.udp.idle_timeout);
+      error_code ec;
+      co_await idle.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (done) {
+        break;
+      }
+      if (clock::now() >= last + cfg_.udp.idle_timeout) {
+        s->reset(errc::timeout, "UDP flow idle for " + std::to_string(cfg_.udp.idle_timeout.count()) + " ms");
+        finish();
+      }
+    }
+  };
+  co_await when_both(when_both(up(), down()), watch());
+  if (client_done) {
+    co_await s->shutdown_send();
+  } else {
+    s->reset(errc::aborted, "flow closed");  // no-op when already reset
+  }
+  --udp_flows_;
 }
 
 }  // namespace nl::agent

@@ -1,6 +1,7 @@
 // nl-agent: parses the command line, loads the config and runs the agent.
 #include <utility>
 
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -23,6 +24,14 @@ int main(int argc, char** argv) {
   app.add_option("--deny", deny, "deny rule, e.g. 'cidr=169.254.0.0/16' or 'domain=*.corp' (repeatable)");
   app.add_option("--default", default_action, "policy default when no rule matches: allow or deny");
   app.add_option("--dial-timeout", dial_timeout, "how long to try connecting to a target, e.g. 10s");
+  std::string key_file, passphrase_file;
+  bool require_e2e = false;
+  app.add_option("--key-file", key_file, "end-to-end key pair file (created 0600 on first start)");
+  app.add_option("--e2e-passphrase-file", passphrase_file, "file whose first line is the e2e passphrase");
+  app.add_flag("--require-e2e", require_e2e, "refuse every stream that is not end-to-end encrypted");
+  auto* key = app.add_subcommand("key", "print this agent's end-to-end public key and fingerprint (creating the key pair if needed), then exit");
+  key->fallthrough();
+  app.require_subcommand(0, 1);
   if (auto rc = nl::config::parse_command_line(app, argc, argv)) {
     return *rc;
   }
@@ -71,8 +80,32 @@ int main(int argc, char** argv) {
     }
     cfg->dial_timeout = *d;
   }
+  if (!key_file.empty()) cfg->e2e.key_file = key_file;
+  if (!passphrase_file.empty()) cfg->e2e.passphrase_file = passphrase_file;
+  if (require_e2e) cfg->e2e.require = true;
+  auto keys = nl::e2e::load_or_create_keypair(cfg->e2e.key_file);
+  if (!keys) {
+    std::cerr << "nl-agent: " << keys.error() << "\n";
+    return 2;
+  }
+  if (key->parsed()) {
+    std::cout << nl::e2e::encode_public_key(keys->public_key) << "\n"
+              << "fingerprint " << nl::e2e::fingerprint(keys->public_key) << "\n";
+    return 0;
+  }
   if (auto e = nl::config::validate(*cfg)) {
     return fail(*e);
+  }
+  std::optional<nl::e2e::key> psk;
+  if (!cfg->e2e.passphrase_file.empty()) {
+    std::ifstream f(cfg->e2e.passphrase_file);
+    std::string phrase;
+    if (!f || !std::getline(f, phrase) || phrase.empty()) {
+      std::cerr << "nl-agent: " << cfg->e2e.passphrase_file << ": cannot read the e2e passphrase (first line); "
+                << "create the file or remove e2e.passphrase_file\n";
+      return 2;
+    }
+    psk = nl::e2e::derive_psk(phrase, keys->public_key);
   }
   auto token = nl::config::read_token(cfg->peer);
   if (!token) {
@@ -83,9 +116,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::info("policy: default {}, {} rules", nl::acl::to_string(cfg->policy.default_action), cfg->policy.rules.size());
+  spdlog::info("end-to-end key {} (fingerprint {}){}{}", nl::e2e::encode_public_key(keys->public_key),
+               nl::e2e::fingerprint(keys->public_key), psk ? ", with passphrase" : "",
+               cfg->e2e.require ? ", e2e required" : "");
 
   boost::asio::io_context io(1);
-  nl::agent::agent a(io, *cfg, std::move(*token));
+  nl::agent::agent a(io, *cfg, std::move(*token), *keys, psk);
   int code = 0;
   boost::asio::co_spawn(io, a.run(), [&](std::exception_ptr e, int rc) {
     code = e ? 1 : rc;

@@ -1,5 +1,6 @@
 #include "client/client.hpp"
 
+#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -60,6 +61,32 @@ void client::stop() {
   }
 }
 
+std::string client::init_e2e() {
+  std::optional<std::string> phrase;
+  if (!cfg_.e2e.passphrase_file.empty()) {
+    std::ifstream f(cfg_.e2e.passphrase_file);
+    std::string line;
+    if (!f || !std::getline(f, line) || line.empty()) {
+      return cfg_.e2e.passphrase_file + ": cannot read the e2e passphrase (first line); create the file or remove "
+                                        "e2e.passphrase_file";
+    }
+    phrase = line;
+  }
+  for (const auto& [name, text] : cfg_.e2e.pins) {
+    auto k = e2e::decode_public_key(text);
+    if (!k) {
+      return "the pinned key of agent '" + name + "' is not a key as printed by `nl-agent key` (nl1:...)";
+    }
+    transport::e2e_peer p;
+    p.public_key = *k;
+    if (phrase) {
+      p.psk = e2e::derive_psk(*phrase, *k);
+    }
+    pins_[name] = p;
+  }
+  return {};
+}
+
 awaitable<transport::open_outcome> client::open(const std::string& agent, const proto::target& dest) {
   auto s = co_await link_.get(cfg_.peer.connect_timeout);
   if (!s) {
@@ -67,7 +94,11 @@ awaitable<transport::open_outcome> client::open(const std::string& agent, const 
                                       link_result_ ? link_result_->message : "no session to the gateway"};
   }
   // The far side answers within its own dial timeout; allow for it plus the round trip.
-  co_return co_await s->open(transport::make_open_request(dest, agent), cfg_.peer.connect_timeout + std::chrono::seconds(20));
+  auto timeout = cfg_.peer.connect_timeout + std::chrono::seconds(20);
+  if (auto pin = pins_.find(agent); pin != pins_.end()) {
+    co_return co_await transport::open_secure(*s, agent, dest, pin->second, timeout);
+  }
+  co_return co_await s->open(transport::make_open_request(dest, agent), timeout);
 }
 
 awaitable<int> client::serve_forever() {
@@ -147,31 +178,7 @@ void client::serve_acceptor(tcp::acceptor& acc, std::function<awaitable<void>(tc
   }, asio::detached);
 }
 
-// ---- forward ----
-awaitable<int> client::forward(std::string agent, std::vector<config::forward_spec> specs) {
-  for (auto& spec : specs) {
-    error_code ec;
-    auto addr = asio::ip::make_address(spec.bind, ec);
-    if (ec) {
-      std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
-      co_return 2;
-    }
-    auto* acc = listen_on(addr, spec.port);
-    if (!acc) {
-      co_return 1;
-    }
-    auto local = acc->local_endpoint();
-    spdlog::info("forward listening on {} -> {} via {}", host_port{local.address().to_string(), local.port()}.to_string(),
-                 host_port{spec.host, spec.host_port}.to_string(), agent);
-    proto::target dest;  // assigned, not brace-initialised: g++ 12 coroutine frames (see mux)
-    dest.host = spec.host;
-    dest.port = spec.host_port;
-    serve_acceptor(*acc, [this, agent, dest](tcp::socket sock) { return forward_one(std::move(sock), agent, dest); });
-  }
-  start_link();
-  co_return co_await serve_forever();
-}
-
+// ---- forward (UDP forwards: udp.cpp) ----
 awaitable<void> client::forward_one(tcp::socket sock, std::string agent, proto::target dest) {
   auto out = co_await open(agent, dest);
   if (!out.stream) {

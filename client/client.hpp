@@ -9,6 +9,7 @@
 #include <utility>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,8 +17,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <boost/asio/ip/udp.hpp>
+
 #include "config/config.hpp"
 #include "transport/link.hpp"
+#include "transport/secure_stream.hpp"
 
 namespace nl::client {
 
@@ -25,10 +29,15 @@ class client {
 public:
   client(boost::asio::io_context& io, config::client_config cfg, std::string token);
 
+  // Reads the pinned agent keys (and the passphrase file) of cfg.e2e; returns an error
+  // sentence, or "" when ready. Streams to a pinned agent are always end-to-end encrypted.
+  std::string init_e2e();
+
   // Sub-commands; each returns the process exit code.
   awaitable<int> list(bool json);
-  awaitable<int> connect(std::string agent, proto::target dest);
-  awaitable<int> forward(std::string agent, std::vector<config::forward_spec> specs);
+  awaitable<int> connect(std::string agent, proto::target dest);  // dest.protocol udp: datagrams
+  awaitable<int> forward(std::string agent, std::vector<config::forward_spec> specs,
+                         std::vector<config::forward_spec> udp_specs);
   awaitable<int> socks(std::string agent, std::string listen);
 
   void stop();
@@ -47,6 +56,10 @@ private:
                       std::function<awaitable<void>(boost::asio::ip::tcp::socket)> handle);
   awaitable<void> forward_one(boost::asio::ip::tcp::socket sock, std::string agent, proto::target dest);
   awaitable<void> proxy_one(boost::asio::ip::tcp::socket sock, std::string agent);
+  awaitable<void> udp_associate(boost::asio::ip::tcp::socket control, std::string agent,
+                                boost::asio::ip::udp::endpoint client_hint);
+  awaitable<int> connect_udp(std::string agent, proto::target dest);
+  friend class udp_front;
   int exit_code_for_link() const;
 
   boost::asio::io_context& io_;
@@ -58,6 +71,7 @@ private:
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   bool stopping_ = false;
   bool piping_ = false;  // running `connect`
+  std::map<std::string, transport::e2e_peer> pins_;  // agent name -> pinned key (+ psk)
 };
 
 }  // namespace nl::client

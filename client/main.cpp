@@ -28,11 +28,15 @@ int main(int argc, char** argv) {
   std::string connect_target;
   connect->add_option("--agent", agent, "agent to go through (default: config 'agent')");
   connect->add_option("target", connect_target, "HOST:PORT as seen from the agent")->required();
+  bool connect_udp = false;
+  connect->add_flag("--udp", connect_udp, "a UDP flow: each read from stdin is one datagram, answers go to stdout");
 
   auto* forward = app.add_subcommand("forward", "forward local TCP ports to targets behind an agent");
   std::vector<std::string> specs;
   forward->add_option("--agent", agent, "agent to go through");
   forward->add_option("-L", specs, "[bind:]port:host:hostport (repeatable; port 0 picks one)");
+  std::vector<std::string> udp_specs;
+  forward->add_option("-U", udp_specs, "UDP: [bind:]port:host:hostport (repeatable)");
 
   auto* socks = app.add_subcommand("socks", "SOCKS5 and HTTP CONNECT proxy into an agent's network");
   std::string listen, user, pass;
@@ -41,6 +45,10 @@ int main(int argc, char** argv) {
   socks->add_option("--user", user, "require this SOCKS5 username (and HTTP Basic proxy auth)");
   socks->add_option("--pass", pass, "password for --user");
 
+  std::vector<std::string> pins;
+  std::string passphrase_file;
+  app.add_option("--pin", pins, "AGENT=KEY: the agent's e2e public key (from `nl-agent key`); streams to it are end-to-end encrypted (repeatable)");
+  app.add_option("--e2e-passphrase-file", passphrase_file, "file whose first line is the e2e passphrase shared with the agents");
   for (auto* sub : {list, connect, forward, socks}) {
     sub->fallthrough();  // global options may follow the sub-command
   }
@@ -68,8 +76,29 @@ int main(int argc, char** argv) {
     cli.message = "--user and --pass go together";
     return fail(cli);
   }
+  for (auto& p : pins) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      cli.message = "--pin '" + p + "' is not AGENT=KEY";
+      return fail(cli);
+    }
+    cfg->e2e.pins[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  if (!passphrase_file.empty()) cfg->e2e.passphrase_file = passphrase_file;
   std::vector<nl::config::forward_spec> forwards = cfg->forwards;
-  if (!specs.empty()) {
+  std::vector<nl::config::forward_spec> udp_forwards = cfg->udp_forwards;
+  if (!udp_specs.empty()) {
+    udp_forwards.clear();
+    for (auto& s : udp_specs) {
+      auto f = nl::config::parse_forward(s);
+      if (!f) {
+        cli.message = "-U '" + s + "' is not [bind:]port:host:hostport";
+        return fail(cli);
+      }
+      udp_forwards.push_back(*f);
+    }
+  }
+  if (!specs.empty() || !udp_specs.empty()) {
     forwards.clear();
     for (auto& s : specs) {
       auto f = nl::config::parse_forward(s);
@@ -88,8 +117,8 @@ int main(int argc, char** argv) {
     cli.message = "no agent chosen: pass --agent NAME or set 'agent' in the config";
     return fail(cli);
   }
-  if (forward->parsed() && forwards.empty()) {
-    cli.message = "forward needs at least one -L [bind:]port:host:hostport (or 'forwards' in the config)";
+  if (forward->parsed() && forwards.empty() && udp_forwards.empty()) {
+    cli.message = "forward needs at least one -L or -U [bind:]port:host:hostport (or 'forwards' in the config)";
     return fail(cli);
   }
   nl::proto::target dest;
@@ -99,7 +128,7 @@ int main(int argc, char** argv) {
       cli.message = "target '" + connect_target + "' is not HOST:PORT";
       return fail(cli);
     }
-    dest = {hp->host, hp->port, nl::proto::transport_protocol::tcp};
+    dest = {hp->host, hp->port, connect_udp ? nl::proto::transport_protocol::udp : nl::proto::transport_protocol::tcp};
   }
   auto token = nl::config::read_token(cfg->peer);
   if (!token) {
@@ -117,6 +146,10 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io(1);
   nl::client::client c(io, *cfg, std::move(*token));
+  if (auto e = c.init_e2e(); !e.empty()) {
+    std::cerr << "nl-client: " << e << "\n";
+    return 2;
+  }
   int code = 0;
   auto done = [&](std::exception_ptr e, int rc) {
     code = e ? 1 : rc;
@@ -127,7 +160,7 @@ int main(int argc, char** argv) {
   } else if (connect->parsed()) {
     boost::asio::co_spawn(io, c.connect(cfg->agent, dest), done);
   } else if (forward->parsed()) {
-    boost::asio::co_spawn(io, c.forward(cfg->agent, forwards), done);
+    boost::asio::co_spawn(io, c.forward(cfg->agent, forwards, udp_forwards), done);
   } else {
     boost::asio::co_spawn(io, c.socks(cfg->agent, cfg->socks_listen), done);
   }

@@ -133,6 +133,14 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
     while ((r = socks5::parse_request(buf)).status == proto::parse_status::incomplete) {
       if (!co_await read_more(sock, buf)) co_return;
     }
+    if (r.status == proto::parse_status::ok && r.cmd == socks5::command::udp_associate) {
+      wd.reset();
+      error_code ec;
+      auto hint_addr = asio::ip::make_address(r.dest.host, ec);
+      asio::ip::udp::endpoint hint(ec ? asio::ip::address() : hint_addr, r.dest.port);
+      co_await udp_associate(std::move(sock), agent, hint);
+      co_return;
+    }
     if (r.status != proto::parse_status::ok || r.cmd != socks5::command::connect) {
       auto rep = socks5::reply(r.status != proto::parse_status::ok ? r.reply : socks5::rep::command_not_supported);
       co_await send(sock, asio::buffer(rep));
@@ -205,6 +213,9 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
 awaitable<int> client::connect(std::string agent, proto::target dest) {
   piping_ = true;
   start_link();
+  if (dest.protocol == proto::transport_protocol::udp) {
+    co_return co_await connect_udp(std::move(agent), std::move(dest));
+  }
   auto out = co_await open(agent, dest);
   if (!out.stream) {
     auto code = local_code(out.error);
@@ -224,7 +235,7 @@ awaitable<int> client::connect(std::string agent, proto::target dest) {
       auto n = co_await in.async_read_some(b.prepare(), asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::eof) {
-          s.shutdown_send();
+          co_await s.shutdown_send();
         } else if (ec != asio::error::operation_aborted) {
           s.reset(errc::aborted, "stdin failed");
         }

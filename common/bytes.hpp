@@ -26,6 +26,15 @@ public:
     b.end_ = s.size();
     return b;
   }
+  // A buffer for `capacity` bytes of data with `front` spare bytes before it and `back`
+  // after it (prepare() offers only the `capacity`): a framing layer (an end-to-end record
+  // header and tag) can then wrap the data in place instead of copying it.
+  static bytes with_room(std::size_t capacity, std::size_t front, std::size_t back) {
+    bytes b(front + capacity + back);
+    b.begin_ = b.end_ = front;
+    b.back_ = back;
+    return b;
+  }
   static bytes copy_of(const void* p, std::size_t n) {
     return copy_of(std::span(static_cast<const std::byte*>(p), n));
   }
@@ -36,6 +45,7 @@ public:
     capacity_ = std::exchange(o.capacity_, 0);
     begin_ = std::exchange(o.begin_, 0);
     end_ = std::exchange(o.end_, 0);
+    back_ = std::exchange(o.back_, 0);
     return *this;
   }
 
@@ -48,12 +58,21 @@ public:
 
   // Room after the current end, for reading into.
   boost::asio::mutable_buffer prepare() noexcept {
-    return {data_.get() + end_, capacity_ - end_};
+    return {data_.get() + end_, capacity_ - back_ - end_};
+  }
+  // Spare room around the data, for framing in place.
+  std::size_t headroom() const noexcept { return begin_; }
+  std::size_t tailroom() const noexcept { return capacity_ - end_; }
+  void extend_front(std::size_t n) noexcept { begin_ -= (n < begin_ ? n : begin_); }
+  // Keep the first n bytes of the data (n may exceed size() by up to tailroom()).
+  void resize(std::size_t n) noexcept {
+    end_ = begin_ + n;
+    back_ = 0;
   }
   void commit(std::size_t n) noexcept { end_ += n; }
   // Drop n bytes from the front (after a partial write).
   void consume(std::size_t n) noexcept { begin_ += (n < size() ? n : size()); }
-  void clear() noexcept { begin_ = end_ = 0; }
+  void clear() noexcept { begin_ = end_ = back_ = 0; }
 
   boost::asio::const_buffer buffer() const noexcept { return {data(), size()}; }
 
@@ -62,6 +81,7 @@ private:
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::size_t back_ = 0;  // tail bytes prepare() does not offer
 };
 
 }  // namespace nl

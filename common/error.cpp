@@ -36,6 +36,7 @@ std::string_view describe(errc e) noexcept {
     case errc::limit: return "stream limit reached";
     case errc::unsupported: return "unsupported by peer";
     case errc::bad_request: return "malformed request";
+    case errc::e2e_failed: return "end-to-end encryption failed";
     case errc::session_closed: return "session to gateway closed";
     case errc::not_connected: return "not connected to gateway";
     case errc::auth_failed: return "authentication refused by gateway";

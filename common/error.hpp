@@ -31,6 +31,9 @@ enum class errc : std::uint8_t {
   limit = 11,           // too many streams on the session, or a similar quota
   unsupported = 12,     // a feature (e.g. udp, e2e envelope) the far side lacks
   bad_request = 13,     // malformed target (empty host, port 0)
+  e2e_failed = 14,      // end-to-end protection failed: handshake (wrong pinned key or
+                        //   passphrase) or a record that was modified, dropped, replayed,
+                        //   reordered or truncated on the way
   // --- local / session conditions (never on the wire) ---
   session_closed = 64,  // the session to the gateway ended while the stream was in use
   not_connected = 65,   // no session to the gateway is up (and none came up in time)

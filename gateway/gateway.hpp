@@ -1,7 +1,10 @@
 // nl-gateway's application object: authenticates agents and clients on the HTTP(S)
 // listener (tokens checked BEFORE the WebSocket upgrade, so a refusal is a plain 401 with
 // a reason), keeps the registry of online agents per tenant, and relays every client
-// stream to the agent it names through a splice of the two streams. Memory per stream is
+// stream to the agent it names through a splice of the two streams. A client token may
+// carry a policy: the gateway enforces it on the destinations it can see (streams without
+// end-to-end encryption) and always hands it, with the client's identity and groups, to
+// the agent, which enforces it after resolution. Memory per stream is
 // bounded by the two windows; nothing is buffered beyond them.
 // Thread-safety: one executor (the gateway runs a single io thread).
 #pragma once
@@ -18,6 +21,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "acl/policy.hpp"
 #include "common/async.hpp"
 #include "config/config.hpp"
 #include "proto/token.hpp"
@@ -40,6 +44,14 @@ public:
 
   transport::ws::request_decision on_request(const transport::ws::http_request_info& req) override;
 
+  // A client session's identity and token policy, shared by its streams.
+  struct client_context {
+    std::string id;                     // "tenant/name"
+    std::vector<std::string> groups;
+    std::string policy_json;            // forwarded to agents ("" = none)
+    std::optional<acl::policy> policy;  // parsed, for the gateway's own check
+  };
+
 private:
   struct peer_entry {
     std::shared_ptr<transport::session> session;
@@ -55,7 +67,8 @@ private:
   transport::ws::http_response list_agents(const proto::token::claims& c) const;
   awaitable<void> serve_agent(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
   awaitable<void> serve_client(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
-  awaitable<void> relay_stream(std::string client_id,
+  static std::shared_ptr<const client_context> make_client_context(const proto::token::claims& c);
+  awaitable<void> relay_stream(std::shared_ptr<const client_context> client,
                                std::unique_ptr<transport::incoming_stream> in);
   void session_ended();
 

@@ -1,5 +1,6 @@
 #include "proto/frame.hpp"
 
+#include <cctype>
 #include <cstring>
 
 namespace nl::proto {
@@ -66,6 +67,15 @@ bool valid_text(std::string_view s) {
 }
 
 bool valid_code(std::uint64_t c) { return c >= 1 && c < 64; }
+
+// Group names as tokens carry them: 1..64 of [A-Za-z0-9._-].
+bool valid_group(std::string_view g) {
+  if (g.empty() || g.size() > 64) return false;
+  for (unsigned char c : g) {
+    if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -148,11 +158,20 @@ std::optional<open_body> decode_open(std::span<const std::byte> p) {
   b.dest.host = rd.str(rd.uint(1));
   b.peer = rd.str(rd.uint(1));
   auto env = rd.take(rd.uint(2));
-  if (!rd.done() || (proto != 1 && proto != 2) || b.window == 0 || !valid_text(b.peer)) {
+  auto groups = rd.uint(1);
+  for (std::uint64_t i = 0; i < groups && rd.ok(); ++i) {
+    b.groups.push_back(rd.str(rd.uint(1)));
+    if (!valid_group(b.groups.back())) return std::nullopt;
+  }
+  b.policy = rd.str(rd.uint(2));
+  if (!rd.done() || proto > 2 || b.window == 0 || !valid_text(b.peer) || !valid_text(b.policy)) {
     return std::nullopt;
   }
   b.dest.protocol = static_cast<transport_protocol>(proto);
   b.envelope.assign(env.begin(), env.end());
+  if (b.dest.protocol == transport_protocol::hidden && b.envelope.empty()) {
+    return std::nullopt;
+  }
   // Without an envelope the target must be complete and well-formed.
   if (b.envelope.empty() && (!valid_host(b.dest.host) || b.dest.port == 0)) {
     return std::nullopt;
@@ -169,9 +188,11 @@ std::optional<open_result_body> decode_open_result(std::span<const std::byte> p)
   auto code = rd.uint(1);
   b.window = static_cast<std::uint32_t>(rd.uint(4));
   b.message = rd.str(rd.uint(2));
+  auto env = rd.take(rd.uint(2));
   if (!rd.done() || !(code == 0 || valid_code(code)) || !valid_text(b.message)) {
     return std::nullopt;
   }
+  b.envelope.assign(env.begin(), env.end());
   b.code = static_cast<errc>(code);
   if (b.code == errc::ok && b.window == 0) {
     return std::nullopt;
@@ -251,6 +272,12 @@ void append_open(std::vector<std::byte>& out, std::uint32_t id, const open_body&
     put_str(out, std::string_view(b.peer).substr(0, 255), 1);
     put(out, b.envelope.size(), 2);
     out.insert(out.end(), b.envelope.begin(), b.envelope.end());
+    auto groups = std::min<std::size_t>(b.groups.size(), 255);
+    put(out, groups, 1);
+    for (std::size_t i = 0; i < groups; ++i) {
+      put_str(out, std::string_view(b.groups[i]).substr(0, 255), 1);
+    }
+    put_str(out, std::string_view(b.policy).substr(0, 0xffff), 2);
   });
 }
 
@@ -259,6 +286,8 @@ void append_open_result(std::vector<std::byte>& out, std::uint32_t id, const ope
     put(out, static_cast<std::uint8_t>(b.code), 1);
     put(out, b.window, 4);
     put_str(out, std::string_view(b.message).substr(0, 1024), 2);
+    put(out, b.envelope.size(), 2);
+    out.insert(out.end(), b.envelope.begin(), b.envelope.end());
   });
 }
 
@@ -286,6 +315,48 @@ void append_goaway(std::vector<std::byte>& out, const goaway_body& b) {
     put(out, static_cast<std::uint8_t>(b.code), 1);
     put_str(out, std::string_view(b.message).substr(0, 1024), 2);
   });
+}
+
+std::vector<std::byte> encode_e2e_request(const target& t) {
+  std::vector<std::byte> out;
+  put(out, 1, 1);
+  put(out, static_cast<std::uint8_t>(t.protocol), 1);
+  put(out, t.port, 2);
+  put_str(out, std::string_view(t.host).substr(0, 255), 1);
+  return out;
+}
+
+std::optional<target> decode_e2e_request(std::span<const std::byte> p) {
+  reader rd(p);
+  target t;
+  auto version = rd.uint(1);
+  auto proto = rd.uint(1);
+  t.port = static_cast<std::uint16_t>(rd.uint(2));
+  t.host = rd.str(rd.uint(1));
+  if (!rd.done() || version != 1 || (proto != 1 && proto != 2) || t.port == 0 || !valid_host(t.host)) {
+    return std::nullopt;
+  }
+  t.protocol = static_cast<transport_protocol>(proto);
+  return t;
+}
+
+std::vector<std::byte> encode_e2e_verdict(const e2e_verdict& v) {
+  std::vector<std::byte> out;
+  put(out, static_cast<std::uint8_t>(v.code), 1);
+  put_str(out, std::string_view(v.message).substr(0, 512), 2);
+  return out;
+}
+
+std::optional<e2e_verdict> decode_e2e_verdict(std::span<const std::byte> p) {
+  reader rd(p);
+  e2e_verdict v;
+  auto code = rd.uint(1);
+  v.message = rd.str(rd.uint(2));
+  if (!rd.done() || !(code == 0 || valid_code(code)) || !valid_text(v.message)) {
+    return std::nullopt;
+  }
+  v.code = static_cast<errc>(code);
+  return v;
 }
 
 }  // namespace nl::proto

@@ -28,7 +28,7 @@ inline constexpr std::size_t frame_header_size = 12;
 // Largest DATA payload a sender may put in one frame; receivers reject larger ones.
 inline constexpr std::uint32_t max_data_payload = 256 * 1024;
 // Largest non-DATA payload (OPEN carries a host, a peer name and an e2e envelope).
-inline constexpr std::uint32_t max_control_payload = 8 * 1024;
+inline constexpr std::uint32_t max_control_payload = 16 * 1024;
 
 enum class frame_type : std::uint8_t {
   hello = 0x01,        // stream 0, gateway -> peer, first frame of a session
@@ -43,7 +43,8 @@ enum class frame_type : std::uint8_t {
   goaway = 0x0a,       // stream 0; the sender is closing the session, with a reason
 };
 
-enum class transport_protocol : std::uint8_t { tcp = 1, udp = 2 };
+// 0 (hidden) only in an OPEN whose envelope carries the real destination (end-to-end).
+enum class transport_protocol : std::uint8_t { hidden = 0, tcp = 1, udp = 2 };
 
 // Why a session ends (GOAWAY code).
 enum class goaway_code : std::uint8_t {
@@ -82,12 +83,16 @@ struct open_body {
   target dest;                      // host may be empty when the envelope carries it (e2e)
   std::string peer;                 // client->gateway: agent name; gateway->agent: client identity
   std::vector<std::byte> envelope;  // opaque end-to-end envelope; empty when e2e is off
+  // Set by the gateway towards the agent (the gateway authenticated the client's token):
+  std::vector<std::string> groups;  // the client's groups
+  std::string policy;               // the client's token policy as JSON ("" = none)
 };
 
 struct open_result_body {
   errc code = errc::ok;             // ok, or why the stream was refused
   std::uint32_t window = 0;         // acceptor's receive window (when ok)
   std::string message;              // human detail, e.g. the ACL rule that denied
+  std::vector<std::byte> envelope;  // the acceptor's end-to-end answer; empty when e2e is off
 };
 
 struct reset_body {
@@ -140,6 +145,18 @@ void append_fin(std::vector<std::byte>& out, std::uint32_t id);
 void append_reset(std::vector<std::byte>& out, std::uint32_t id, const reset_body& b);
 void append_ping(std::vector<std::byte>& out, frame_type ping_or_pong, std::uint64_t value);
 void append_goaway(std::vector<std::byte>& out, const goaway_body& b);
+// Plaintext payloads of the end-to-end handshake (encrypted inside the envelopes):
+//   request (client -> agent): u8 version(1) | u8 protocol | u16 port | u8 len + host
+//   verdict (agent -> client): u8 code (0 = accepted) | u16 len + message
+std::vector<std::byte> encode_e2e_request(const target& t);
+std::optional<target> decode_e2e_request(std::span<const std::byte> p);  // a valid, complete target
+struct e2e_verdict {
+  errc code = errc::ok;
+  std::string message;
+};
+std::vector<std::byte> encode_e2e_verdict(const e2e_verdict& v);
+std::optional<e2e_verdict> decode_e2e_verdict(std::span<const std::byte> p);
+
 // DATA frames are sent as a header plus the caller's payload buffer (no copy):
 std::array<std::byte, frame_header_size> data_header(std::uint32_t id, std::uint32_t length);
 

@@ -27,13 +27,16 @@ awaitable<void> socket_to_stream(tcp::socket& sock, stream& s, relay_stats& st) 
       s.reset(errc::aborted, "relay closed");
       break;
     }
-    bytes b(relay_chunk);
+    bytes b = bytes::with_room(relay_chunk, relay_headroom, relay_tailroom);
     auto n = sock.read_some(b.prepare(), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       continue;
     }
     if (ec == asio::error::eof) {
-      s.shutdown_send();
+      if (auto sec = co_await s.shutdown_send(); sec) {
+        note(st, sec, s.error_message());
+        sock.close(ec);
+      }
       break;
     }
     if (ec) {
@@ -84,7 +87,10 @@ awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_sta
       break;
     }
     if (r->empty()) {
-      to.shutdown_send();
+      if (auto ec = co_await to.shutdown_send(); ec) {
+        note(st, ec, to.error_message());
+        from.reset(to_wire_code(ec), to.error_message());
+      }
       break;
     }
     auto n = r->size();

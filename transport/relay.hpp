@@ -18,6 +18,10 @@
 namespace nl::transport {
 
 inline constexpr std::size_t relay_chunk = 64 * 1024;
+// Spare room the relay leaves around each chunk it reads, so that an end-to-end stream can
+// seal the chunk in place (record header before, tag after: e2e::record_overhead).
+inline constexpr std::size_t relay_headroom = 16;
+inline constexpr std::size_t relay_tailroom = 16;
 
 struct relay_stats {
   std::uint64_t to_stream = 0;    // bytes read from the socket / first stream

@@ -32,9 +32,11 @@ namespace nl::transport {
 using boost::asio::awaitable;
 
 struct open_request {
-  proto::target dest;                  // what the far end should connect to
+  proto::target dest;                  // what the far end should connect to (hidden with e2e)
   std::string peer;                    // opener -> gateway: agent name; gateway -> agent: client id
   std::vector<std::byte> envelope;     // end-to-end envelope (opaque to the gateway)
+  std::vector<std::string> groups;     // gateway -> agent: the client's groups (from its token)
+  std::string policy;                  // gateway -> agent: the client's token policy (JSON) or ""
 };
 
 // Built by a plain function: see the note on g++ 12 coroutines in mux_session.cpp.
@@ -62,7 +64,9 @@ public:
   virtual awaitable<error_code> write(bytes data) = 0;
 
   // No more data from us (half-close). Idempotent; data already written is delivered first.
-  virtual void shutdown_send() = 0;
+  // Suspends only while an end marker waits for flow control (end-to-end streams send an
+  // authenticated final record, so that a relay cannot truncate the stream unnoticed).
+  virtual awaitable<error_code> shutdown_send() = 0;
 
   // Abort both directions with a code the peer will see. Idempotent.
   virtual void reset(errc code, std::string_view message = {}) = 0;
@@ -77,14 +81,18 @@ public:
   virtual ~incoming_stream() = default;  // unanswered => rejected with errc::aborted
   virtual const open_request& request() const noexcept = 0;
   virtual std::uint32_t id() const noexcept = 0;
-  virtual std::unique_ptr<stream> accept() = 0;
-  virtual void reject(errc code, std::string message) = 0;
+  // `envelope` is the end-to-end answer carried back in OPEN_RESULT (empty when e2e is off).
+  virtual std::unique_ptr<stream> accept(std::vector<std::byte> envelope) = 0;
+  virtual void reject(errc code, std::string message, std::vector<std::byte> envelope) = 0;
+  std::unique_ptr<stream> accept() { return accept({}); }
+  void reject(errc code, std::string message) { reject(code, std::move(message), {}); }
 };
 
 struct open_outcome {
   std::unique_ptr<transport::stream> stream;  // set when the far end accepted
   error_code error;                // why not, otherwise
   std::string message;             // the far end's detail text (may be empty)
+  std::vector<std::byte> envelope; // the far end's end-to-end answer (accepted or not)
 };
 
 // How a session ended, for logs and the reconnect policy.

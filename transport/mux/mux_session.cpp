@@ -71,6 +71,7 @@ struct stream_state {
   bool in_map = true;
   error_code error;
   std::string message;
+  std::vector<std::byte> envelope;  // the acceptor's end-to-end answer (opener side)
   async_event ev;
 };
 using state_ptr = std::shared_ptr<stream_state>;
@@ -90,7 +91,7 @@ public:
   std::uint32_t id() const noexcept override { return st_->id; }
   awaitable<result<bytes>> read() override;
   awaitable<error_code> write(bytes data) override;
-  void shutdown_send() override;
+  awaitable<error_code> shutdown_send() override;
   void reset(errc code, std::string_view message) override;
   const std::string& error_message() const noexcept override { return st_->message; }
 
@@ -108,10 +109,12 @@ public:
       reject(errc::aborted, "not accepted");
     }
   }
+  using incoming_stream::accept;
+  using incoming_stream::reject;
   const open_request& request() const noexcept override { return req_; }
   std::uint32_t id() const noexcept override { return st_->id; }
-  std::unique_ptr<stream> accept() override;
-  void reject(errc code, std::string message) override;
+  std::unique_ptr<stream> accept(std::vector<std::byte> envelope) override;
+  void reject(errc code, std::string message, std::vector<std::byte> envelope) override;
 
 private:
   std::shared_ptr<mux_session_impl> s_;
@@ -180,10 +183,7 @@ public:
     while (st->awaiting_result && !st->reset) {
       co_await st->ev.wait();
     }
-    if (st->reset) {
-      co_return open_outcome{nullptr, st->error, st->message};
-    }
-    co_return open_outcome{std::make_unique<mux_stream>(self, st), {}, {}};
+    co_return outcome_of(self, st);
   }
 
   awaitable<result<std::unique_ptr<incoming_stream>>> accept() override {
@@ -259,6 +259,18 @@ public:
     co_return *hello_;
   }
 
+  static open_outcome outcome_of(const std::shared_ptr<mux_session_impl>& self, const state_ptr& st) {
+    open_outcome out;
+    out.envelope = std::move(st->envelope);
+    if (st->reset) {
+      out.error = st->error;
+      out.message = st->message;
+    } else {
+      out.stream = std::make_unique<mux_stream>(self, st);
+    }
+    return out;
+  }
+
   // Not a coroutine on purpose: g++ 12 mis-destroys brace-initialised aggregates that live
   // in a coroutine frame (double free seen in open()); build such values in plain functions.
   void enqueue_open(std::uint32_t id, open_request req) {
@@ -267,6 +279,8 @@ public:
     body.dest = std::move(req.dest);
     body.peer = std::move(req.peer);
     body.envelope = std::move(req.envelope);
+    body.groups = std::move(req.groups);
+    body.policy = std::move(req.policy);
     proto::append_open(control_, id, body);
     writer_ev_.notify();
   }
@@ -367,7 +381,7 @@ public:
     }
   }
 
-  void answer(const state_ptr& st, errc code, std::string_view message) {
+  void answer(const state_ptr& st, errc code, std::string_view message, std::vector<std::byte> envelope) {
     st->answered = true;
     if (closed_) {
       return;
@@ -375,7 +389,12 @@ public:
     if (st->reset) {  // the opener gave up meanwhile
       return;
     }
-    proto::append_open_result(control_, st->id, {code, code == errc::ok ? opts_.window : 0, std::string(message)});
+    proto::open_result_body body;
+    body.code = code;
+    body.window = code == errc::ok ? opts_.window : 0;
+    body.message = std::string(message);
+    body.envelope = std::move(envelope);
+    proto::append_open_result(control_, st->id, body);
     writer_ev_.notify();
     if (code == errc::ok) {
       st->rx_allowed = opts_.window;
@@ -508,7 +527,9 @@ private:
         st->tx_credit = b->window;
         st->peer_window = b->window;
         streams_.emplace(id, st);
-        accept_q_.emplace_back(st, open_request{std::move(b->dest), std::move(b->peer), std::move(b->envelope)});
+        accept_q_.emplace_back(st, make_open_request(std::move(b->dest), std::move(b->peer), std::move(b->envelope)));
+        accept_q_.back().second.groups = std::move(b->groups);
+        accept_q_.back().second.policy = std::move(b->policy);
         accept_ev_.notify();
         return;
       }
@@ -521,6 +542,7 @@ private:
           return;
         }
         st->awaiting_result = false;
+        st->envelope = std::move(b->envelope);
         if (b->code == errc::ok) {
           st->tx_credit = b->window;
           st->peer_window = b->window;
@@ -790,18 +812,21 @@ private:
 mux_stream::~mux_stream() { s_->stream_release(st_); }
 awaitable<result<bytes>> mux_stream::read() { return s_->stream_read(st_); }
 awaitable<error_code> mux_stream::write(bytes data) { return s_->stream_write(st_, std::move(data)); }
-void mux_stream::shutdown_send() { s_->stream_fin(st_); }
+awaitable<error_code> mux_stream::shutdown_send() {
+  s_->stream_fin(st_);
+  co_return error_code{};
+}
 void mux_stream::reset(errc code, std::string_view message) { s_->reset_stream(*st_, code, message, true); }
 
-std::unique_ptr<stream> mux_incoming::accept() {
+std::unique_ptr<stream> mux_incoming::accept(std::vector<std::byte> envelope) {
   done_ = true;
-  s_->answer(st_, errc::ok, {});
+  s_->answer(st_, errc::ok, {}, std::move(envelope));
   return std::make_unique<mux_stream>(s_, st_);
 }
 
-void mux_incoming::reject(errc code, std::string message) {
+void mux_incoming::reject(errc code, std::string message, std::vector<std::byte> envelope) {
   done_ = true;
-  s_->answer(st_, code, message);
+  s_->answer(st_, code, message, std::move(envelope));
 }
 
 }  // namespace

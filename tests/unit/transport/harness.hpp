@@ -164,6 +164,23 @@ inline bytes pattern(std::uint32_t seed, std::uint64_t offset, std::size_t n) {
 }
 
 // Reads until EOF or error; checks each byte against pattern(seed) as it arrives.
+// Writes pattern(seed) in pieces of `piece` bytes up to `total`, then optionally FIN.
+inline awaitable<error_code> write_pattern(transport::stream& s, std::uint32_t seed, std::size_t total, std::size_t piece,
+                                    bool fin = true) {
+  std::size_t off = 0;
+  while (off < total) {
+    auto n = std::min(piece, total - off);
+    if (auto ec = co_await s.write(pattern(seed, off, n)); ec) {
+      co_return ec;
+    }
+    off += n;
+  }
+  if (fin) {
+    co_await s.shutdown_send();
+  }
+  co_return error_code{};
+}
+
 struct read_all_result {
   std::uint64_t total = 0;
   std::uint64_t chunks = 0;

@@ -54,23 +54,6 @@ awaitable<stream_pair> connect(session& opener, session& acceptor,
   co_return sp;
 }
 
-// Writes pattern(seed) in pieces of `piece` bytes up to `total`, then optionally FIN.
-awaitable<error_code> write_pattern(stream& s, std::uint32_t seed, std::size_t total, std::size_t piece,
-                                    bool fin = true) {
-  std::size_t off = 0;
-  while (off < total) {
-    auto n = std::min(piece, total - off);
-    if (auto ec = co_await s.write(pattern(seed, off, n)); ec) {
-      co_return ec;
-    }
-    off += n;
-  }
-  if (fin) {
-    s.shutdown_send();
-  }
-  co_return error_code{};
-}
-
 struct text_result {
   std::string text;
   bool eof = false;
@@ -193,7 +176,7 @@ TEST_CASE("open, accept and echo", "[mux]") {
 
     auto ec = co_await sp.opener->write(make_bytes("hello, gateway"));
     CHECK_FALSE(ec);
-    sp.opener->shutdown_send();
+    co_await sp.opener->shutdown_send();
     auto up = co_await read_text_full(*sp.acceptor);
     CHECK(up.text == "hello, gateway");
     CHECK(up.eof);
@@ -201,7 +184,7 @@ TEST_CASE("open, accept and echo", "[mux]") {
 
     ec = co_await sp.acceptor->write(make_bytes(up.text));
     CHECK_FALSE(ec);
-    sp.acceptor->shutdown_send();
+    co_await sp.acceptor->shutdown_send();
     auto down = co_await read_text_full(*sp.opener);
     CHECK(down.text == "hello, gateway");
     CHECK(down.eof);
@@ -381,8 +364,8 @@ TEST_CASE("half-close: the other direction keeps flowing until its own FIN", "[m
   constexpr std::size_t reply = 300 * 1024;
   auto body = [&]() -> awaitable<void> {
     co_await sp.opener->write(make_bytes("GET / HTTP/1.0\r\n\r\n"));
-    sp.opener->shutdown_send();
-    sp.opener->shutdown_send();  // idempotent
+    co_await sp.opener->shutdown_send();
+    co_await sp.opener->shutdown_send();  // idempotent
     auto req = co_await read_text_full(*sp.acceptor);
     CHECK(req.eof);
     CHECK(req.text == "GET / HTTP/1.0\r\n\r\n");
@@ -395,7 +378,7 @@ TEST_CASE("half-close: the other direction keeps flowing until its own FIN", "[m
     auto got = co_await read_exactly(*sp.opener, reply);
     CHECK(got == reply);
     CHECK(c.p.a->stream_count() == 1);  // half-open: still there
-    sp.acceptor->shutdown_send();
+    co_await sp.acceptor->shutdown_send();
     auto tail = co_await read_all(*sp.opener);
     CHECK(tail.eof);
     CHECK(tail.total == 0);
@@ -900,7 +883,7 @@ TEST_CASE("drain(): new opens fail, existing streams finish, then the session cl
     read_all_result reply;
     auto body = [&]() -> awaitable<void> {
       co_await c.sp.opener->write(make_bytes("request"));
-      c.sp.opener->shutdown_send();
+      co_await c.sp.opener->shutdown_send();
       request = co_await read_text_full(*c.sp.acceptor);
       co_await write_pattern(*c.sp.acceptor, 9, response, 64 * 1024, true);
       reply = co_await read_all(*c.sp.opener, 9);
@@ -923,7 +906,7 @@ TEST_CASE("drain(): new opens fail, existing streams finish, then the session cl
       co_await write_pattern(*c.sp.acceptor, 9, response, 64 * 1024, true);
       banner = co_await read_all(*c.sp.opener, 9);
       co_await c.sp.opener->write(make_bytes("last words"));
-      c.sp.opener->shutdown_send();
+      co_await c.sp.opener->shutdown_send();
       answer = co_await read_text_full(*c.sp.acceptor);
     };
     REQUIRE(run_test(io, body));
@@ -993,10 +976,10 @@ TEST_CASE("stream_count returns to 0 after 2000 open/close cycles", "[mux][resou
           REQUIRE_FALSE(r);
         } else if (i % 3 == 1) {  // orderly close, with a little data
           co_await sp.opener->write(make_bytes("ping"));
-          sp.opener->shutdown_send();
+          co_await sp.opener->shutdown_send();
           auto got = co_await read_text_full(*sp.acceptor);
           REQUIRE(got.eof);
-          sp.acceptor->shutdown_send();
+          co_await sp.acceptor->shutdown_send();
           auto back = co_await read_text_full(*sp.opener);
           REQUIRE(back.eof);
         }
@@ -1207,7 +1190,7 @@ TEST_CASE("a slow link delays but does not reorder", "[mux]") {
       for (int i = 0; i < 20; ++i) {
         co_await sp.opener->write(make_bytes(std::to_string(i) + ","));
       }
-      sp.opener->shutdown_send();
+      co_await sp.opener->shutdown_send();
     };
     text_result got;
     auto reader = [&]() -> awaitable<void> { got = co_await read_text_full(*sp.acceptor); };

@@ -155,7 +155,7 @@ TEST_CASE("relay: bytes both ways, then EOF from the socket side first", "[relay
     REQUIRE(eof);
     CHECK(eof->empty());
     co_await l.far->write(make_bytes("still flowing"));
-    l.far->shutdown_send();
+    co_await l.far->shutdown_send();
     error_code last;
     auto tail = co_await read_socket_to_eof(t.client, last);
     CHECK(tail == "still flowing");
@@ -178,7 +178,7 @@ TEST_CASE("relay: EOF from the stream side first half-closes the socket", "[rela
   auto relayed = start(io, transport::relay(*l.near, t.server));
   auto body = [&]() -> awaitable<void> {
     co_await l.far->write(make_bytes("banner\n"));
-    l.far->shutdown_send();
+    co_await l.far->shutdown_send();
     error_code last;
     auto got = co_await read_socket_to_eof(t.client, last);
     CHECK(got == "banner\n");
@@ -267,7 +267,7 @@ TEST_CASE("splice: two streams joined end to end", "[relay]") {
     auto body = [&]() -> awaitable<void> {
       auto send = [&]() -> awaitable<void> {
         co_await left.far->write(make_bytes(big));
-        left.far->shutdown_send();
+        co_await left.far->shutdown_send();
       };
       error_code err;
       std::string got;
@@ -276,7 +276,7 @@ TEST_CASE("splice: two streams joined end to end", "[relay]") {
       CHECK(got == big);
       CHECK_FALSE(err);
       co_await right.far->write(make_bytes("ack"));
-      right.far->shutdown_send();
+      co_await right.far->shutdown_send();
       auto back = co_await read_stream_to_eof(*left.far, err);
       CHECK(back == "ack");
       CHECK_FALSE(err);
