@@ -205,6 +205,9 @@ const date::time_zone* find_zone(std::string_view tz) {
 
 std::string zone_suggestion(std::string_view tz) {
   std::string best;
+  if (tz.empty() || tz.size() > 64) {
+    return best;  // nothing that long is a near miss (and the search is quadratic)
+  }
   try {
     std::size_t best_d = 4;
     auto l = lower(tz);
