@@ -32,13 +32,17 @@ const keys server_tls_keys{"cert", "key"};
 const keys client_tls_keys{"ca", "insecure", "server_name"};
 const keys socks_keys{"listen", "user", "pass"};
 const keys policy_keys{"default", "rules"};
-const keys condition_keys{"cidr", "domain", "ports", "protocol"};
+const keys condition_keys{"cidr", "domain", "ports", "protocol", "days", "hours", "tz", "clients"};
+const keys udp_keys{"idle_timeout", "max_flows"};
+const keys agent_e2e_keys{"key_file", "passphrase_file", "require"};
+const keys client_e2e_keys{"pins", "passphrase_file"};
 const keys gateway_keys{"listen",  "tls",           "secret_file",     "revoked",  "revoked_file",
                         "session", "drain_timeout", "duplicate_agent", "log_level"};
 const keys peer_keys{"gateway",         "token",       "token_file", "tls",      "session",
                      "connect_timeout", "backoff_initial", "backoff_max", "log_level"};
-const keys agent_only_keys{"dial_timeout", "policy"};
-const keys client_only_keys{"agent", "socks", "forwards"};
+const keys agent_only_keys{"dial_timeout", "policy", "e2e", "udp"};
+const keys client_only_keys{"agent", "socks", "forwards", "e2e", "udp", "udp_forwards"};
+constexpr std::uint32_t max_max_flows = 1 << 16;
 
 keys concat(const keys& a, const keys& b) {
   keys out = a;
@@ -159,7 +163,9 @@ std::string unknown_key_message(const context& ctx, std::string_view key, std::s
         {"session", &session_keys},
         {"tls", ctx.program == "gateway" ? &server_tls_keys : &client_tls_keys},
         {"socks", &socks_keys},
-        {"policy", &policy_keys}};
+        {"policy", &policy_keys},
+        {"udp", &udp_keys},
+        {"e2e", ctx.program == "agent" ? &agent_e2e_keys : &client_e2e_keys}};
     for (auto [name, sub] : nested) {
       if (has(*sub, key) && has(known, name)) {
         return msg + "; it belongs under '" + std::string(name) + ":', e.g. " + std::string(name) +
@@ -389,6 +395,35 @@ finding check_session(const session_config& s) {
   return std::nullopt;
 }
 
+// Agent names as tokens spell them (proto/token.hpp's alphabet).
+bool proto_identifier(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+finding check_udp(const udp_config& u) {
+  if (u.idle_timeout.count() <= 0) {
+    return issue{{"udp.idle_timeout", "udp"}, "'idle_timeout' must be more than 0; use e.g. 60s"};
+  }
+  if (u.max_flows < 1 || u.max_flows > max_max_flows) {
+    return issue{{"udp.max_flows", "udp"}, "'max_flows' is " + std::to_string(u.max_flows) +
+                                               "; pick a number from 1 to 65536, e.g. 256"};
+  }
+  return std::nullopt;
+}
+
+finding check_forwards(const std::vector<forward_spec>& forwards, std::string_view key) {
+  for (const auto& f : forwards) {
+    if (f.host.empty() || f.host_port == 0) {
+      return issue{{std::string(key)}, "forward '" + f.to_string() +
+                                           "' has no target; write [bind:]port:host:hostport"};
+    }
+  }
+  return std::nullopt;
+}
+
 finding check_log_level(const std::string& level) {
   if (!valid_log_level(level)) {
     return issue{{"log_level"}, "'log_level' is '" + level +
@@ -478,7 +513,12 @@ finding check_agent(const agent_config& c, bool complete) {
   if (c.dial_timeout.count() <= 0) {
     return issue{{"dial_timeout"}, "'dial_timeout' must be more than 0; use e.g. 10s"};
   }
-  return std::nullopt;
+  if (c.e2e.key_file.empty()) {
+    return issue{{"e2e.key_file", "e2e"},
+                 "'key_file' is empty; name the file that holds (or will hold) the agent's "
+                 "end-to-end key, e.g. key_file: nl-agent.key (created on first start)"};
+  }
+  return check_udp(c.udp);
 }
 
 finding check_client(const client_config& c, bool complete) {
@@ -494,13 +534,26 @@ finding check_client(const client_config& c, bool complete) {
                  "SOCKS authentication needs both 'user' and 'pass' (or neither, for no "
                  "authentication); set the missing one"};
   }
-  for (const auto& f : c.forwards) {
-    if (f.host.empty() || f.host_port == 0) {
-      return issue{{"forwards"}, "forward '" + f.to_string() +
-                                     "' has no target; write [bind:]port:host:hostport"};
+  if (auto f = check_forwards(c.forwards, "forwards")) {
+    return f;
+  }
+  if (auto f = check_forwards(c.udp_forwards, "udp_forwards")) {
+    return f;
+  }
+  for (const auto& [agent, key] : c.e2e.pins) {
+    std::string path = "e2e.pins." + agent;
+    if (!proto_identifier(agent)) {
+      return issue{{path, "e2e.pins", "e2e"},
+                   "'" + agent + "' under e2e.pins is not an agent name; a pin is 'AGENT: KEY' with the "
+                   "agent's name as in its token (1-64 of letters, digits, '.', '_', '-')"};
+    }
+    if (!valid_public_key_text(key)) {
+      return issue{{path, "e2e.pins", "e2e"},
+                   "the pin for agent '" + agent + "' is not an agent public key; paste the line "
+                   "`nl-agent key` prints on that agent: \"nl1:\" and 43 characters of base64url"};
     }
   }
-  return std::nullopt;
+  return check_udp(c.udp);
 }
 
 void raise(const context& ctx, const finding& f) {
@@ -691,11 +744,11 @@ acl::rule read_rule(context& ctx, const YAML::Node& item, int index, int fallbac
   YAML::Node body = it->second;
   line = line_of(k) ? line_of(k) : line;
   std::string act = k.IsScalar() ? k.Scalar() : "";
-  acl::rule r;
+  acl::action action = acl::action::allow;
   if (act == "allow") {
-    r.act = acl::action::allow;
+    action = acl::action::allow;
   } else if (act == "deny") {
-    r.act = acl::action::deny;
+    action = acl::action::deny;
   } else {
     ctx.fail(line, where + " starts with '" + act + "'; start each rule with allow: or deny:, e.g. " + example);
   }
@@ -705,14 +758,21 @@ acl::rule read_rule(context& ctx, const YAML::Node& item, int index, int fallbac
   }
   // Line lookups for conditions are not needed later; use a scratch path per rule.
   section conds(ctx, body, "policy.rules." + std::to_string(index), line, condition_keys);
+  acl::rule_builder builder(action);
   for (std::string_view key : condition_keys) {
     std::string_view example_value = key == "cidr"     ? "[10.0.0.0/8, \"fd00::/8\"]"
                                      : key == "domain" ? "[\"*.lan\", nas.home]"
                                      : key == "ports"  ? "\"22,80-443\""
-                                                       : "tcp";
-    if (key == "protocol") {
+                                     : key == "days"   ? "\"mon-fri,sun\""
+                                     : key == "hours"  ? "\"08:00-18:00\""
+                                     : key == "tz"     ? "Europe/Berlin"
+                                     : key == "clients" ? "[alice, \"group:ops\"]"
+                                                        : "tcp";
+    // The rule text says client=..., the YAML list clients: [...].
+    std::string_view builder_key = key == "clients" ? "client" : key;
+    if (key == "protocol" || key == "tz") {
       if (auto v = conds.scalar(key, example_value)) {
-        if (auto err = acl::add_condition(r, key, *v); !err.empty()) {
+        if (auto err = builder.add(builder_key, *v); !err.empty()) {
           ctx.fail(conds.find(key)->line, where + ": " + err);
         }
       }
@@ -725,13 +785,17 @@ acl::rule read_rule(context& ctx, const YAML::Node& item, int index, int fallbac
                                           ", or remove it");
     }
     for (const auto& [value, vline] : items) {
-      if (auto err = acl::add_condition(r, key, value); !err.empty()) {
+      if (auto err = builder.add(builder_key, value); !err.empty()) {
         ctx.fail(vline, where + ": " + err);
       }
     }
   }
-  r.label = where + " at line " + std::to_string(line) + " (" + acl::describe(r) + ")";
-  return r;
+  auto r = builder.finish();
+  if (!r) {
+    ctx.fail(line, where + ": " + r.error());
+  }
+  r->label = where + " at line " + std::to_string(line) + " (" + acl::describe(*r) + ")";
+  return *r;
 }
 
 void read_policy(const section& top, acl::policy& p) {
@@ -761,6 +825,61 @@ void read_policy(const section& top, acl::policy& p) {
   int index = 0;
   for (const auto& item : rules->value) {
     p.rules.push_back(read_rule(ctx, item, ++index, rules->line));
+  }
+}
+
+void read_udp(const section& top, udp_config& u) {
+  if (auto sec = top.sub("udp", udp_keys)) {
+    sec->get_duration("idle_timeout", u.idle_timeout, "60s");
+    sec->get_count("max_flows", u.max_flows, "256");
+  }
+}
+
+void read_forwards(const section& top, std::string_view key, std::vector<forward_spec>& out,
+                   std::string_view example) {
+  for (auto& [v, l] : top.get_list(key, example)) {
+    auto f = parse_forward(v);
+    if (!f) {
+      top.ctx().fail(l, "'" + v + "' is not a forward; write [bind:]port:host:hostport, e.g. " +
+                            (key == "udp_forwards" ? std::string("5353:127.0.0.1:53 or 127.0.0.1:5353:[fd00::53]:53")
+                                                   : std::string("8080:intranet.lan:80 or 127.0.0.1:2222:[fd00::5]:22")));
+    }
+    out.push_back(*f);
+  }
+}
+
+// e2e.pins: a map of agent name -> key text. Names are free keys, so this walks the map
+// itself (like section does) to refuse duplicates and record each entry's line.
+void read_pins(const section& e2e, std::map<std::string, std::string>& pins) {
+  auto e = e2e.find("pins");
+  if (e == nullptr || e->value.IsNull()) {
+    return;
+  }
+  context& ctx = e2e.ctx();
+  if (!e->value.IsMap()) {
+    ctx.fail(e->line, "'pins' must be a map of agent names to keys, e.g. pins: { home: \"nl1:...\" } "
+                      "(one 'NAME: KEY' line each, indented under pins:)");
+  }
+  std::map<std::string, int> seen;
+  for (auto it = e->value.begin(); it != e->value.end(); ++it) {
+    YAML::Node k = it->first;  // copies: the iterator hands out a temporary
+    YAML::Node v = it->second;
+    int kline = line_of(k) ? line_of(k) : e->line;
+    if (!k.IsScalar()) {
+      ctx.fail(kline, "each pin is 'AGENT: KEY' with the agent's name as the key");
+    }
+    const std::string& name = k.Scalar();
+    if (auto prev = seen.find(name); prev != seen.end()) {
+      ctx.fail(kline, "agent '" + name + "' is pinned twice (first at line " + std::to_string(prev->second) +
+                          "); keep only one of them");
+    }
+    seen[name] = kline;
+    if (!v.IsScalar()) {
+      ctx.fail(kline, "the pin for agent '" + name + "' must be one key like \"nl1:...\" (from `nl-agent key`), "
+                      "not a list or map");
+    }
+    ctx.lines["e2e.pins." + name] = kline;
+    pins[name] = v.Scalar();
   }
 }
 
@@ -815,6 +934,12 @@ void fill_agent(const section& top, agent_config& c) {
   read_peer(top, c.peer);
   top.get_duration("dial_timeout", c.dial_timeout, "10s");
   read_policy(top, c.policy);
+  if (auto e2e = top.sub("e2e", agent_e2e_keys)) {
+    e2e->get("key_file", c.e2e.key_file, "nl-agent.key");
+    e2e->get("passphrase_file", c.e2e.passphrase_file, "/etc/nl/e2e.passphrase");
+    e2e->get_bool("require", c.e2e.require);
+  }
+  read_udp(top, c.udp);
   raise(top.ctx(), check_agent(c, false));
 }
 
@@ -826,14 +951,13 @@ void fill_client(const section& top, client_config& c) {
     socks->get("user", c.socks_user, "alice");
     socks->get("pass", c.socks_pass, "s3cret");
   }
-  for (auto& [v, l] : top.get_list("forwards", "[\"8080:intranet.lan:80\"]")) {
-    auto f = parse_forward(v);
-    if (!f) {
-      top.ctx().fail(l, "'" + v + "' is not a forward; write [bind:]port:host:hostport, e.g. "
-                        "8080:intranet.lan:80 or 127.0.0.1:2222:[fd00::5]:22");
-    }
-    c.forwards.push_back(*f);
+  read_forwards(top, "forwards", c.forwards, "[\"8080:intranet.lan:80\"]");
+  read_forwards(top, "udp_forwards", c.udp_forwards, "[\"5353:127.0.0.1:53\"]");
+  if (auto e2e = top.sub("e2e", client_e2e_keys)) {
+    read_pins(*e2e, c.e2e.pins);
+    e2e->get("passphrase_file", c.e2e.passphrase_file, "e2e.passphrase");
   }
+  read_udp(top, c.udp);
   raise(top.ctx(), check_client(c, false));
 }
 
@@ -900,6 +1024,8 @@ std::expected<agent_config, config_error> load_agent(const std::string& path) {
   auto c = load_with<agent_config>(path, parse_agent);
   if (c && !path.empty()) {
     resolve_peer(path, c->peer);
+    resolve(path, c->e2e.key_file);
+    resolve(path, c->e2e.passphrase_file);
   }
   return c;
 }
@@ -908,6 +1034,7 @@ std::expected<client_config, config_error> load_client(const std::string& path) 
   auto c = load_with<client_config>(path, parse_client);
   if (c && !path.empty()) {
     resolve_peer(path, c->peer);
+    resolve(path, c->e2e.passphrase_file);
   }
   return c;
 }

@@ -8,16 +8,22 @@
 // File layout: one file per program (nl-gateway.yaml, nl-agent.yaml, nl-client.yaml);
 // keys are at the top level and named like the fields below, except where noted
 // (tls: {cert, key} / {ca, insecure, server_name}; client socks: {listen, user, pass};
-// agent policy: {default, rules}). examples/ holds a sample of each with every key.
+// agent policy: {default, rules}; agent e2e: {key_file, passphrase_file, require}; client
+// e2e: {pins: {AGENT: KEY}, passphrase_file}; udp: {idle_timeout, max_flows}).
+// examples/ holds a sample of each with every key.
 // Durations are "250ms", "15s", "2m", "1h", "30d" or a plain number of seconds; sizes
 // "512KiB", "1MiB" or a plain number of bytes. load_*() resolves relative file paths in
-// the config (secret_file, revoked_file, tls files, token_file) against the directory of
-// the config file; parse_*() leaves them as written.
+// the config (secret_file, revoked_file, tls files, token_file, e2e key_file and
+// passphrase_file) against the directory of the config file; parse_*() leaves them as
+// written (so without a config file they stay relative to the working directory).
+// Policy rules take the keys of acl/policy.hpp (cidr, domain, ports, protocol, days,
+// hours, tz, clients); a rule with days/hours but no tz is judged in UTC.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,11 +87,35 @@ struct peer_config {
   std::string log_level = "info";
 };
 
+// UDP flows (agent: per client session; client: its own).
+struct udp_config {
+  milliseconds idle_timeout{60'000};   // a UDP flow with no datagram either way for this long is closed
+  std::uint32_t max_flows = 256;       // concurrent UDP flows per client (client) or per session (agent)
+};
+
+// End-to-end encryption between client and agent (e2e/).
+struct agent_e2e_config {
+  std::string key_file = "nl-agent.key";  // X25519 key pair, created on first start (0600); relative => config dir (cwd without a config)
+  std::string passphrase_file;            // optional pre-shared passphrase (first line) mixed into e2e
+  bool require = false;                   // refuse every stream that is not end-to-end encrypted
+};
+struct client_e2e_config {
+  std::map<std::string, std::string> pins;  // agent name -> "nl1:..." public key text (as printed by `nl-agent key`)
+  std::string passphrase_file;              // optional; must match the agent's
+};
+
+// True for an agent public key as text: "nl1:" + 43 characters of unpadded base64url that
+// decode to 32 bytes (the last character carries 2 zero bits). The config checks pins
+// with it; e2e/ owns the key format itself.
+bool valid_public_key_text(std::string_view text);
+
 struct agent_config {
   std::string source;
   peer_config peer;
   milliseconds dial_timeout{10'000};       // connecting to a target inside the network
   acl::policy policy;                      // default-deny unless the config says otherwise
+  agent_e2e_config e2e;
+  udp_config udp;
 };
 
 struct forward_spec {
@@ -119,6 +149,9 @@ struct client_config {
   std::string socks_user;                  // optional SOCKS5 username/password (RFC 1929);
   std::string socks_pass;                  //   also accepted as HTTP Proxy-Authorization Basic
   std::vector<forward_spec> forwards;
+  client_e2e_config e2e;
+  udp_config udp;
+  std::vector<forward_spec> udp_forwards;  // `nl-client forward` UDP ports, same syntax as forwards
 };
 
 // Levels accepted for log_level (as common/log.hpp): trace, debug, info, warn, error, off.

@@ -1,6 +1,7 @@
 // Small value syntaxes of the configuration: error text, forwards, gateway URLs, levels.
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -208,6 +209,21 @@ std::optional<gateway_url> parse_gateway_url(std::string_view s) {
   }
   u.prefix = std::string(path);
   return u;
+}
+
+bool valid_public_key_text(std::string_view text) {
+  // 32 bytes = 256 bits = 43 base64 characters of 6 bits, the last carrying 2 padding
+  // bits that must be zero (a strict decoder refuses anything else).
+  constexpr std::string_view prefix = "nl1:";
+  constexpr std::string_view last_chars = "AEIMQUYcgkosw048";
+  if (text.size() != prefix.size() + 43 || !text.starts_with(prefix)) {
+    return false;
+  }
+  auto body = text.substr(prefix.size());
+  bool alphabet = std::all_of(body.begin(), body.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+  return alphabet && last_chars.find(body.back()) != std::string_view::npos;
 }
 
 bool valid_log_level(std::string_view level) {

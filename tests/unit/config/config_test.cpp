@@ -287,10 +287,20 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(a->peer.backoff_max == 30s);
     CHECK(a->dial_timeout == 10s);
     CHECK(a->policy.default_action == nl::acl::action::deny);
-    REQUIRE(a->policy.rules.size() == 5);
+    REQUIRE(a->policy.rules.size() == 9);
     CHECK_THAT(a->policy.rules[0].label,
                Catch::StartsWith("rule 1 at line ") && Catch::EndsWith("(deny cidr 169.254.0.0/16,fe80::/10)"));
-    CHECK_THAT(a->policy.rules[4].label, Catch::EndsWith("(allow domain printer.home ports 631,9100)"));
+    CHECK_THAT(a->policy.rules[5].label, Catch::EndsWith("(allow domain printer.home ports 631,9100)"));
+    CHECK_THAT(a->policy.rules[6].label,
+               Catch::EndsWith("(allow cidr 10.20.0.0/16 days mon-fri hours 08:00-18:00 tz Europe/Berlin "
+                               "client group:ops)"));
+    CHECK_THAT(a->policy.rules[8].label,
+               Catch::EndsWith("(deny ports 22 days fri hours 22:00-06:00 tz Europe/Berlin)"));
+    CHECK(a->e2e.key_file == (dir / "nl-agent.key").lexically_normal().string());
+    CHECK(a->e2e.passphrase_file.empty());
+    CHECK_FALSE(a->e2e.require);
+    CHECK(a->udp.idle_timeout == 60s);
+    CHECK(a->udp.max_flows == 256);
     CHECK_FALSE(nl::config::validate(*a));
 
     namespace ip = boost::asio::ip;
@@ -302,6 +312,25 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
           nl::acl::action::deny);
     CHECK(nl::acl::check_address(p, "", ip::make_address("8.8.8.8"), 443, tcp).reason == "default deny");
     CHECK(nl::acl::check_name(p, "smtp.example.com", 25, tcp));
+    CHECK(nl::acl::check_name(p, "0x7f.1", 80, tcp)->act == nl::acl::action::deny);  // 127.0.0.1
+
+    // Clients and time windows: Wed 2026-01-14 09:00 UTC is 10:00 in Berlin; Fri
+    // 2026-01-16 22:30 UTC is 23:30 there, inside the maintenance window.
+    std::vector<std::string> ops{"ops"};
+    nl::acl::query q;
+    q.port = 443;
+    q.client = "bob";
+    q.groups = ops;
+    q.now = std::chrono::sys_days{std::chrono::year{2026} / 1 / 14} + 9h;
+    CHECK(nl::acl::check_address(p, q, ip::make_address("10.20.1.1")).act == nl::acl::action::allow);
+    q.now += 10h;  // 20:00 in Berlin
+    CHECK(nl::acl::check_address(p, q, ip::make_address("10.20.1.1")).reason == "default deny");
+    q.client = "alice";
+    q.groups = {};
+    q.port = 22;
+    CHECK(nl::acl::check_address(p, q, ip::make_address("10.1.1.1")).act == nl::acl::action::allow);
+    q.now = std::chrono::sys_days{std::chrono::year{2026} / 1 / 16} + 22h + 30min;
+    CHECK(nl::acl::check_address(p, q, ip::make_address("10.1.1.1")).reason == a->policy.rules[8].label);
   }
   SECTION("client") {
     auto path = (dir / "nl-client.yaml").string();
@@ -318,6 +347,13 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     REQUIRE(c->forwards.size() == 2);
     CHECK(c->forwards[0].to_string() == "127.0.0.1:8080:intranet.lan:80");
     CHECK(c->forwards[1].host == "fd00::5");
+    REQUIRE(c->udp_forwards.size() == 1);
+    CHECK(c->udp_forwards[0].to_string() == "127.0.0.1:5353:nas.lan:53");
+    CHECK(c->udp.idle_timeout == 60s);
+    CHECK(c->udp.max_flows == 256);
+    CHECK(c->e2e.pins.size() == 1);
+    CHECK(nl::config::valid_public_key_text(c->e2e.pins.at("home")));
+    CHECK(c->e2e.passphrase_file.empty());
     CHECK_FALSE(nl::config::validate(*c));
   }
 }
