@@ -2,8 +2,12 @@
 // gen-secret / token helper sub-commands.
 #include <utility>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -11,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "acl/policy.hpp"
 #include "common/log.hpp"
 #include "common/units.hpp"
 #include "config/cli.hpp"
@@ -58,6 +63,83 @@ int gen_secret(const std::string& out) {
   return 0;
 }
 
+// The token subcommand's ACL options: groups and a per-client policy ("pol" claim).
+struct token_policy_options {
+  std::vector<std::string> groups;
+  std::vector<std::pair<nl::acl::action, std::string>> rules;  // --allow/--deny, in command-line order
+  std::string default_action;                                  // "" | "allow" | "deny"
+  std::string policy_json;                                     // --policy JSON (the raw form)
+
+  void add_to(CLI::App& tok) {
+    tok.add_option("--group", groups,
+                   "a group of the client, for ACL rules naming group:NAME (repeatable)");
+    tok.add_option_function<std::string>(
+           "--allow", [this](const std::string& s) { rules.emplace_back(nl::acl::action::allow, s); },
+           "a rule of the client's own policy, e.g. 'cidr=10.0.0.0/8;ports=22' (repeatable; "
+           "keys cidr, domain, ports, protocol, days, hours, tz, client; see docs/acl.md)")
+        ->trigger_on_parse();
+    tok.add_option_function<std::string>(
+           "--deny", [this](const std::string& s) { rules.emplace_back(nl::acl::action::deny, s); },
+           "a deny rule of the client's own policy (repeatable; deny wins over allow)")
+        ->trigger_on_parse();
+    tok.add_option("--default", default_action,
+                   "allow or deny: what the client's policy does with targets no rule decides "
+                   "(default deny once any rule is given)");
+    tok.add_option("--policy", policy_json,
+                   "the client's policy as JSON instead of --allow/--deny/--default, e.g. "
+                   "'{\"default\":\"deny\",\"rules\":[{\"allow\":\"cidr=10.0.0.0/8\"}]}'");
+  }
+
+  // Fills c.groups and c.policy_json, or returns the usage error (exit 2).
+  std::optional<std::string> apply(token::claims& c) const {
+    bool built = !rules.empty() || !default_action.empty();
+    if (c.r == token::role::agent && (built || !groups.empty() || !policy_json.empty())) {
+      return std::string("--group, --allow, --deny, --default and --policy apply to client tokens; "
+                         "an agent's policy lives in its own config (nl-agent.yaml policy:)");
+    }
+    for (const auto& g : groups) {
+      if (!token::valid_identifier(g)) {
+        return "--group '" + g + "' is not a group name; use 1-64 of letters, digits, '.', '_', '-'";
+      }
+      if (std::count(groups.begin(), groups.end(), g) > 1) {
+        return "--group '" + g + "' is given twice; name each group once";
+      }
+    }
+    if (groups.size() > token::max_groups) {
+      return std::string("too many --group options; a token holds at most 64 groups");
+    }
+    c.groups = groups;
+    if (built && !policy_json.empty()) {
+      return std::string("--policy and --allow/--deny/--default are two ways to give the same policy; use one");
+    }
+    if (!default_action.empty() && default_action != "allow" && default_action != "deny") {
+      return "--default '" + default_action + "' must be allow or deny";
+    }
+    if (built) {
+      nl::acl::policy p;
+      p.default_action = default_action == "allow" ? nl::acl::action::allow : nl::acl::action::deny;
+      for (const auto& [act, spec] : rules) {
+        auto r = nl::acl::parse_rule_spec(spec, act);
+        if (!r) {
+          return "--" + std::string(nl::acl::to_string(act)) + " '" + spec + "': " + r.error();
+        }
+        p.rules.push_back(std::move(*r));
+      }
+      c.policy_json = nl::acl::policy_to_json(p);
+    } else {
+      c.policy_json = policy_json;
+    }
+    // What the gateway and the agent will read back must parse: check it the same way.
+    if (!c.policy_json.empty()) {
+      if (auto back = nl::acl::policy_from_json(c.policy_json); !back) {
+        return (built ? std::string("the policy built from --allow/--deny") : "--policy '" + policy_json + "'") +
+               ": " + back.error();
+      }
+    }
+    return std::nullopt;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,12 +163,13 @@ int main(int argc, char** argv) {
   gen->add_option("--out", gen_out, "write to FILE (mode 0600) instead of stdout");
 
   auto* tok = app.add_subcommand("token", "issue a signed token for an agent or a client");
-  std::string t_role, t_tenant, t_name, t_ttl = "30d", t_policy;
+  std::string t_role, t_tenant, t_name, t_ttl = "30d";
+  token_policy_options t_acl;
   tok->add_option("--role", t_role, "agent or client")->required();
   tok->add_option("--tenant", t_tenant, "tenant the peer belongs to")->required();
   tok->add_option("--name", t_name, "the agent's or client's name")->required();
   tok->add_option("--ttl", t_ttl, "validity, e.g. 12h, 30d (default 30d)");
-  tok->add_option("--policy", t_policy, "optional JSON object embedded as the 'pol' claim");
+  t_acl.add_to(*tok);
   tok->add_option("--secret-file", secret_file, "token signing secret");
   tok->add_option("-c,--config", config_path, "gateway config (for secret_file)");
 
@@ -113,6 +196,14 @@ int main(int argc, char** argv) {
       std::cerr << "nl-gateway token: --role must be agent or client and --ttl a duration like 30d\n";
       return 2;
     }
+    token::claims c;
+    c.tenant = t_tenant;
+    c.name = t_name;
+    c.r = *role;
+    if (auto err = t_acl.apply(c)) {
+      std::cerr << "nl-gateway token: " << *err << "\n";
+      return 2;
+    }
     if (cfg->secret_file.empty()) {
       std::cerr << "nl-gateway token: no secret: pass --secret-file or -c with secret_file\n";
       return 2;
@@ -122,14 +213,9 @@ int main(int argc, char** argv) {
       std::cerr << "nl-gateway: " << secret.error() << "\n";
       return 2;
     }
-    token::claims c;
-    c.tenant = t_tenant;
-    c.name = t_name;
-    c.r = *role;
     c.iat = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     c.exp = c.iat + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count();
     c.jti = token::new_jti();
-    c.policy_json = t_policy;
     try {
       std::cout << token::issue(c, *secret) << "\n";
     } catch (const std::exception& e) {
