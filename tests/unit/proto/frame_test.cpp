@@ -116,6 +116,159 @@ TEST_CASE("open round-trips with and without an envelope", "[frame]") {
   }
 }
 
+TEST_CASE("open carries groups and the token policy", "[frame]") {
+  open_body b;
+  b.window = 2 * 1024 * 1024;
+  b.dest = {"nas.lan", 445, transport_protocol::tcp};
+  b.peer = "acme/alice";
+  b.groups = {"ops", "dev-team", std::string(64, 'g'), "A.b_9"};
+  b.policy = R"({"default":"deny","rules":[{"allow":{"cidr":["10.0.0.0/8"],"ports":"22"}}]})";
+  std::vector<std::byte> wire;
+  append_open(wire, 11, b);
+  auto d = decode_open(one_frame(wire, frame_type::open, 11).payload);
+  REQUIRE(d);
+  CHECK(d->dest.host == "nas.lan");
+  CHECK(d->dest.port == 445);
+  CHECK(d->peer == "acme/alice");
+  CHECK(d->groups == b.groups);
+  CHECK(d->policy == b.policy);
+  CHECK(d->envelope.empty());
+
+  SECTION("the groups and policy are the last fields, in this order") {
+    // ... | envlen(2)=0 | count(1)=4 | 3 "ops" | 8 "dev-team" | 64 g... | 5 "A.b_9" | policylen(2) | policy
+    auto payload = one_frame(wire, frame_type::open, 11).payload;
+    auto tail = payload.last(2 + b.policy.size());
+    CHECK(std::to_integer<std::size_t>(tail[0]) * 256 + std::to_integer<std::size_t>(tail[1]) == b.policy.size());
+    std::size_t groups_at = 4 + 1 + 2 + 1 + b.dest.host.size() + 1 + b.peer.size() + 2;
+    CHECK(std::to_integer<int>(payload[groups_at]) == 4);
+    CHECK(std::to_integer<int>(payload[groups_at + 1]) == 3);
+    CHECK(std::to_integer<char>(payload[groups_at + 2]) == 'o');
+  }
+}
+
+TEST_CASE("open with a hidden protocol needs an envelope", "[frame]") {
+  open_body b;
+  b.window = 65536;
+  b.dest = {"", 0, transport_protocol::hidden};
+  b.peer = "home";
+  b.envelope = bytes_of({0x01, 0xaa, 0xbb, 0xcc});
+  b.groups = {"ops"};
+  b.policy = R"({"default":"allow"})";
+  SECTION("round trip with the envelope") {
+    std::vector<std::byte> wire;
+    append_open(wire, 5, b);
+    auto d = decode_open(one_frame(wire, frame_type::open, 5).payload);
+    REQUIRE(d);
+    CHECK(d->dest.protocol == transport_protocol::hidden);
+    CHECK(d->dest.host.empty());
+    CHECK(d->dest.port == 0);
+    CHECK(d->envelope == b.envelope);
+    CHECK(d->groups == b.groups);
+    CHECK(d->policy == b.policy);
+  }
+  SECTION("without an envelope it is malformed") {
+    b.envelope.clear();
+    std::vector<std::byte> wire;
+    append_open(wire, 5, b);
+    CHECK_FALSE(decode_open(one_frame(wire, frame_type::open, 5).payload));
+    // ... even when a complete target is present.
+    b.dest.host = "example.com";
+    b.dest.port = 80;
+    wire.clear();
+    append_open(wire, 5, b);
+    CHECK_FALSE(decode_open(one_frame(wire, frame_type::open, 5).payload));
+    // The same target with a visible protocol is fine.
+    b.dest.protocol = transport_protocol::udp;
+    wire.clear();
+    append_open(wire, 5, b);
+    CHECK(decode_open(one_frame(wire, frame_type::open, 5).payload));
+  }
+}
+
+TEST_CASE("open rejects bad group names", "[frame]") {
+  auto decodes_with = [](std::vector<std::string> groups) {
+    open_body b{4096, {"10.1.2.3", 22, transport_protocol::tcp}, "acme/bob", {}};
+    b.groups = std::move(groups);
+    std::vector<std::byte> wire;
+    append_open(wire, 1, b);
+    auto d = decode_open(one_frame(wire, frame_type::open, 1).payload);
+    if (d) CHECK(d->groups == b.groups);
+    return d.has_value();
+  };
+  CHECK(decodes_with({}));
+  CHECK(decodes_with({"ops"}));
+  CHECK(decodes_with({"a", "B", "0", ".", "_", "-", std::string(64, 'z')}));
+  std::vector<std::string> many;
+  for (int i = 0; i < 255; ++i) many.push_back("g" + std::to_string(i));
+  CHECK(decodes_with(many));
+
+  CHECK_FALSE(decodes_with({""}));
+  CHECK_FALSE(decodes_with({std::string(65, 'z')}));
+  CHECK_FALSE(decodes_with({"ops", "bad group"}));
+  CHECK_FALSE(decodes_with({"group:ops"}));
+  CHECK_FALSE(decodes_with({"a/b"}));
+  CHECK_FALSE(decodes_with({"ops\n"}));
+  CHECK_FALSE(decodes_with({"caf\xc3\xa9"}));
+  CHECK_FALSE(decodes_with({std::string("o\0s", 3)}));
+
+  SECTION("a group count larger than the groups present") {
+    // window | tcp | port 22 | "h" | peer "" | env "" | count 2 | "a" | policy ""
+    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0, 1, 1, 'a', 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0, 2, 1, 'a', 0, 0})));
+  }
+}
+
+TEST_CASE("open rejects a policy with control characters", "[frame]") {
+  auto decodes_with = [](std::string policy) {
+    open_body b{4096, {"example.com", 443, transport_protocol::tcp}, "acme/bob", {}};
+    b.policy = std::move(policy);
+    std::vector<std::byte> wire;
+    append_open(wire, 1, b);
+    auto d = decode_open(one_frame(wire, frame_type::open, 1).payload);
+    if (d) CHECK(d->policy == b.policy);
+    return d.has_value();
+  };
+  CHECK(decodes_with(R"({"default":"deny","rules":[{"deny":{"domain":["*.corp"]}}]})"));
+  CHECK(decodes_with("{\"a\":\t1}"));  // tab is allowed in text fields
+  CHECK_FALSE(decodes_with("{\n\"default\":\"deny\"}"));
+  CHECK_FALSE(decodes_with("{\"default\":\"deny\"}\r"));
+  CHECK_FALSE(decodes_with(std::string("{}\0", 3)));
+  CHECK_FALSE(decodes_with("\x1b[31m{}"));
+}
+
+TEST_CASE("open_result carries the acceptor's envelope", "[frame]") {
+  std::vector<std::byte> env;
+  for (int i = 0; i < 300; ++i) env.push_back(static_cast<std::byte>(i * 7));
+  SECTION("accepted") {
+    std::vector<std::byte> wire;
+    append_open_result(wire, 13, {errc::ok, 65536, "", env});
+    auto d = decode_open_result(one_frame(wire, frame_type::open_result, 13).payload);
+    REQUIRE(d);
+    CHECK(d->code == errc::ok);
+    CHECK(d->window == 65536);
+    CHECK(d->envelope == env);
+  }
+  SECTION("refused, with a generic message and the sealed verdict") {
+    std::vector<std::byte> wire;
+    append_open_result(wire, 13, {errc::denied, 0, "refused (details are end-to-end encrypted)", env});
+    auto d = decode_open_result(one_frame(wire, frame_type::open_result, 13).payload);
+    REQUIRE(d);
+    CHECK(d->code == errc::denied);
+    CHECK(d->message == "refused (details are end-to-end encrypted)");
+    CHECK(d->envelope == env);
+  }
+  SECTION("an envelope length past the end is malformed") {
+    // code 0 | window 1 | msg "" | envlen 5 | 3 bytes
+    CHECK(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0, 3, 9, 9, 9})));
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0, 5, 9, 9, 9})));
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0xff, 0xff, 9})));
+    // Half an envelope length.
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0})));
+    // Bytes after the envelope.
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9})));
+  }
+}
+
 TEST_CASE("open_result, window, fin, reset, ping, pong, goaway round-trip", "[frame]") {
   std::vector<std::byte> wire;
   SECTION("open_result accepted") {
@@ -258,7 +411,14 @@ TEST_CASE("decoders reject truncated payloads and trailing bytes", "[frame]") {
     append_open(w, 1, {4096, {"host.lan", 22, transport_protocol::tcp}, "peer", bytes_of({9, 9})});
   });
   add(frame_type::open, [](auto& w) { append_open(w, 1, {4096, {"10.0.0.1", 80, transport_protocol::tcp}, "", {}}); });
+  add(frame_type::open, [](auto& w) {
+    open_body b{4096, {"", 0, transport_protocol::hidden}, "acme/laptop", bytes_of({1, 2, 3})};
+    b.groups = {"ops", "a.b_c-d"};
+    b.policy = R"({"default":"deny"})";
+    append_open(w, 1, b);
+  });
   add(frame_type::open_result, [](auto& w) { append_open_result(w, 1, {errc::timeout, 0, "slow"}); });
+  add(frame_type::open_result, [](auto& w) { append_open_result(w, 1, {errc::ok, 9, "", bytes_of({5, 6, 7})}); });
   add(frame_type::window, [](auto& w) { append_window(w, 1, 77); });
   add(frame_type::reset, [](auto& w) { append_reset(w, 1, {errc::internal, "bug"}); });
   add(frame_type::ping, [](auto& w) { append_ping(w, frame_type::ping, 5); });
@@ -287,30 +447,37 @@ TEST_CASE("decoders reject invalid field values", "[frame]") {
     CHECK(decode_hello(bytes_of({1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 'a', 0, 0})));
   }
   // open: window(4) proto(1) port(2) hostlen(1) host peerlen(1) peer envlen(2) env
+  //       groupcount(1) (len(1) group)* policylen(2) policy
   SECTION("open fields") {
-    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 0, 0, 1, 0, 22, 1, 'h', 0, 0, 0})));  // window 0
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 22, 1, 'h', 0, 0, 0})));  // protocol 0
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 3, 0, 22, 1, 'h', 0, 0, 0})));  // protocol 3
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 1, 'h', 0, 0, 0})));   // port 0
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 0, 0, 0, 0})));       // no host
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, ' ', 0, 0, 0})));  // space
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '/', 0, 0, 0})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '@', 0, 0, 0})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '[', 0, 0, 0})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 0x80, 0, 0, 0})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 1, 0x01, 0, 0})));  // peer ctl
+    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 0, 0, 1, 0, 22, 1, 'h', 0, 0, 0, 0, 0, 0})));  // window 0
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 22, 1, 'h', 0, 0, 0, 0, 0, 0})));  // hidden, no envelope
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 3, 0, 22, 1, 'h', 0, 0, 0, 0, 0, 0})));  // protocol 3
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 1, 'h', 0, 0, 0, 0, 0, 0})));   // port 0
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 0, 0, 0, 0, 0, 0, 0})));       // no host
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, ' ', 0, 0, 0, 0, 0, 0})));  // space
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '/', 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '@', 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '[', 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 0x80, 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 1, 0x01, 0, 0, 0, 0, 0})));  // peer ctl
     // With an envelope, host and port may be empty, but a present host must be valid.
-    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 7})));
-    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 1, ' ', 0, 0, 1, 7})));
+    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));
+    CHECK(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));  // hidden
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 1, ' ', 0, 0, 1, 7, 0, 0, 0})));
+    // Without the group count and policy length (the layout before e2e) it is truncated.
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0})));
   }
+  // open_result: code(1) window(4) msglen(2) msg envlen(2) env
   SECTION("open_result codes") {
-    CHECK(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0})));
-    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 0, 0, 0})));  // ok without a window
-    CHECK(decode_open_result(bytes_of({63, 0, 0, 0, 0, 0, 0})));
-    CHECK_FALSE(decode_open_result(bytes_of({64, 0, 0, 0, 0, 0, 0})));
-    CHECK_FALSE(decode_open_result(bytes_of({6, 0, 0, 0, 0, 0, 1, 0x1b})));
-    CHECK(decode_open_result(bytes_of({6, 0, 0, 0, 0, 0, 1, '\t'})));
+    CHECK(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 0, 0, 0, 0, 0})));  // ok without a window
+    CHECK(decode_open_result(bytes_of({63, 0, 0, 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open_result(bytes_of({64, 0, 0, 0, 0, 0, 0, 0, 0})));
+    CHECK_FALSE(decode_open_result(bytes_of({6, 0, 0, 0, 0, 0, 1, 0x1b, 0, 0})));
+    CHECK(decode_open_result(bytes_of({6, 0, 0, 0, 0, 0, 1, '\t', 0, 0})));
+    // Without the envelope length (the layout before e2e) it is truncated.
+    CHECK_FALSE(decode_open_result(bytes_of({0, 0, 0, 0, 1, 0, 0})));
   }
   SECTION("window 0") {
     CHECK_FALSE(decode_window(bytes_of({0, 0, 0, 0})));
