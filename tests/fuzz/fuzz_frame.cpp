@@ -1,11 +1,14 @@
 // Feeds arbitrary bytes to the frame parser as a session reader would (frames back to
 // back), decodes every frame's payload, and checks that whatever decodes re-encodes to a
 // frame that parses and decodes to the same values. Also runs every decoder on the raw
-// input, as if it were a payload.
+// input, as if it were a payload: the frame payload decoders, the end-to-end request and
+// verdict decoders (with the same round trip), and the datagram framing of UDP streams.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
+#include "proto/datagram.hpp"
 #include "proto/frame.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -41,7 +44,13 @@ void round_trip(const frame_view& f) {
         auto d = decode_open(reparse(out, frame_type::open).payload);
         NL_FUZZ_CHECK(d && d->window == b->window && d->dest.host == b->dest.host &&
                       d->dest.port == b->dest.port && d->dest.protocol == b->dest.protocol &&
-                      d->peer == b->peer && d->envelope == b->envelope);
+                      d->peer == b->peer && d->envelope == b->envelope && d->groups == b->groups &&
+                      d->policy == b->policy);
+        // What the decoder promises: a hidden protocol only with an envelope, and without
+        // one a complete, valid target.
+        NL_FUZZ_CHECK(b->window != 0);
+        NL_FUZZ_CHECK(b->dest.protocol != transport_protocol::hidden || !b->envelope.empty());
+        NL_FUZZ_CHECK(!b->envelope.empty() || (valid_host(b->dest.host) && b->dest.port != 0));
       }
       break;
     case frame_type::open_result:
@@ -50,7 +59,7 @@ void round_trip(const frame_view& f) {
         auto d = decode_open_result(reparse(out, frame_type::open_result).payload);
         // Encoders cap messages at 1024 bytes.
         NL_FUZZ_CHECK(d && d->code == b->code && d->window == b->window &&
-                      d->message == b->message.substr(0, 1024));
+                      d->message == b->message.substr(0, 1024) && d->envelope == b->envelope);
       }
       break;
     case frame_type::window:
@@ -94,6 +103,59 @@ void round_trip(const frame_view& f) {
   }
 }
 
+// The end-to-end handshake payloads: whatever decodes re-encodes to the same bytes (the
+// request) or to a value that decodes the same (the verdict; the encoder caps messages at
+// 512 bytes).
+void e2e_payloads(std::span<const std::byte> in) {
+  if (auto t = decode_e2e_request(in)) {
+    NL_FUZZ_CHECK(valid_host(t->host) && t->port != 0);
+    NL_FUZZ_CHECK(t->protocol == transport_protocol::tcp || t->protocol == transport_protocol::udp);
+    auto enc = encode_e2e_request(*t);
+    NL_FUZZ_CHECK(std::equal(enc.begin(), enc.end(), in.begin(), in.end()));
+    auto d = decode_e2e_request(enc);
+    NL_FUZZ_CHECK(d && d->host == t->host && d->port == t->port && d->protocol == t->protocol);
+  }
+  if (auto v = decode_e2e_verdict(in)) {
+    auto code = static_cast<unsigned>(v->code);
+    NL_FUZZ_CHECK(code < 64);
+    auto enc = encode_e2e_verdict(*v);
+    if (v->message.size() <= 512) {
+      NL_FUZZ_CHECK(std::equal(enc.begin(), enc.end(), in.begin(), in.end()));
+    }
+    auto d = decode_e2e_verdict(enc);
+    NL_FUZZ_CHECK(d && d->code == v->code && d->message == v->message.substr(0, 512));
+  }
+}
+
+// UDP stream bytes: datagrams back to back, each a u16 length and that many bytes.
+void datagrams(std::span<const std::byte> in) {
+  for (;;) {
+    auto v = parse_datagram(in);
+    if (v.status == parse_status::incomplete) {
+      NL_FUZZ_CHECK(v.consumed == 0);
+      if (in.size() >= datagram_header_size) {
+        auto len = (std::to_integer<std::size_t>(in[0]) << 8) | std::to_integer<std::size_t>(in[1]);
+        NL_FUZZ_CHECK(len <= max_datagram && in.size() < datagram_header_size + len);
+      }
+      break;
+    }
+    if (v.status == parse_status::malformed) {
+      NL_FUZZ_CHECK(in.size() >= datagram_header_size && v.consumed == 0);
+      auto len = (std::to_integer<std::size_t>(in[0]) << 8) | std::to_integer<std::size_t>(in[1]);
+      NL_FUZZ_CHECK(len > max_datagram);
+      break;
+    }
+    NL_FUZZ_CHECK(v.payload.size() <= max_datagram);
+    NL_FUZZ_CHECK(v.consumed == datagram_header_size + v.payload.size() && v.consumed <= in.size());
+    NL_FUZZ_CHECK(v.payload.data() == in.data() + datagram_header_size);
+    auto h = datagram_header(v.payload.size());
+    NL_FUZZ_CHECK(h[0] == in[0] && h[1] == in[1]);
+    // One byte short is incomplete: the parser never guesses a shorter datagram.
+    NL_FUZZ_CHECK(parse_datagram(in.first(v.consumed - 1)).status == parse_status::incomplete);
+    in = in.subspan(v.consumed);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -107,6 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)decode_ping(in);
   (void)decode_goaway(in);
   (void)valid_host(std::string_view(reinterpret_cast<const char*>(data), size));
+  e2e_payloads(in);
+  datagrams(in);
 
   while (!in.empty()) {
     auto r = parse_frame(in);

@@ -53,12 +53,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (h.status == parse_status::ok) {
     NL_FUZZ_CHECK(h.payload_offset <= in.size());
     NL_FUZZ_CHECK(valid_host(h.dest.host));
+    NL_FUZZ_CHECK(h.dest.protocol == transport_protocol::udp);
+    NL_FUZZ_CHECK(data[2] == 0);  // FRAG: fragments are refused
+    // RSV(2) FRAG ATYP, then 4 or 16 address bytes or a length byte and a name, then the port.
+    auto atyp_byte = data[3];
+    NL_FUZZ_CHECK(atyp_byte == atyp::ipv4 || atyp_byte == atyp::ipv6 || atyp_byte == atyp::domain);
+    std::size_t expect = atyp_byte == atyp::ipv4 ? 4u + 4 + 2 : atyp_byte == atyp::ipv6 ? 4u + 16 + 2 : 4u + 1 + data[4] + 2;
+    NL_FUZZ_CHECK(h.payload_offset == expect);
+    NL_FUZZ_CHECK(h.dest.port == ((data[expect - 2] << 8) | data[expect - 1]));
+    // A datagram cut inside the header is malformed (datagrams are whole), never ok.
+    NL_FUZZ_CHECK(parse_udp_header(in.first(h.payload_offset - 1)).status == parse_status::malformed);
+    // The payload is what follows the header, whatever it holds: the same header before
+    // other data parses to the same destination.
     std::vector<std::byte> out;
     NL_FUZZ_CHECK(append_udp_header(out, h.dest));
     auto h2 = parse_udp_header(out);
     NL_FUZZ_CHECK(h2.status == parse_status::ok && h2.dest.host == h.dest.host && h2.dest.port == h.dest.port &&
                   h2.payload_offset == out.size());
+    out.insert(out.end(), in.begin() + static_cast<std::ptrdiff_t>(h.payload_offset), in.end());
+    auto h3 = parse_udp_header(out);
+    NL_FUZZ_CHECK(h3.status == parse_status::ok && h3.dest.host == h.dest.host && h3.dest.port == h.dest.port &&
+                  out.size() - h3.payload_offset == in.size() - h.payload_offset);
   } else {
+    NL_FUZZ_CHECK(h.status == parse_status::malformed);  // no `incomplete` for whole datagrams
     NL_FUZZ_CHECK(h.error != nullptr);
   }
 

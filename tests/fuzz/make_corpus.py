@@ -2,8 +2,10 @@
 """Writes the seed corpora under tests/fuzz/corpus/<target>/ (a few valid inputs each).
 
 The files are committed; rerun this only when a format changes. It encodes the formats
-independently of the C++ code (frame layout from proto/frame.hpp, SOCKS5 per RFC 1928/1929,
-HS256 JWTs with the fuzz target's fixed secret 00..1f).
+independently of the C++ code (frame layout from docs/protocol.md and proto/frame.hpp,
+SOCKS5 per RFC 1928/1929, HS256 JWTs with the fuzz target's fixed secret 00..1f).
+
+    tests/fuzz/make_corpus.py [TARGET...]    only these targets' seeds (default: all)
 """
 import base64
 import hashlib
@@ -11,11 +13,15 @@ import hmac
 import json
 import pathlib
 import struct
+import sys
 
 root = pathlib.Path(__file__).resolve().parent / "corpus"
+only = set(sys.argv[1:])
 
 
 def write(target, name, data):
+    if only and target not in only:
+        return
     d = root / target
     d.mkdir(parents=True, exist_ok=True)
     (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -34,13 +40,33 @@ def s16(b):
     return struct.pack(">H", len(b)) + b
 
 
+# OPEN: u32 window | u8 protocol (0 hidden, 1 tcp, 2 udp) | u16 port | s8 host | s8 peer |
+#       s16 envelope | u8 count + s8 group * count | s16 policy
+def open_payload(window, proto, port, host, peer, envelope=b"", groups=(), policy=b""):
+    return (struct.pack(">IBH", window, proto, port) + s8(host) + s8(peer) + s16(envelope)
+            + bytes([len(groups)]) + b"".join(s8(g) for g in groups) + s16(policy))
+
+
+# OPEN_RESULT: u8 code | u32 window | s16 message | s16 envelope
+def open_result_payload(code, window, message=b"", envelope=b""):
+    return struct.pack(">BI", code, window) + s16(message) + s16(envelope)
+
+
+policy = json.dumps({"default": "deny", "rules": [{"allow": {"cidr": ["10.0.0.0/8"], "ports": "22"}}]},
+                    separators=(",", ":")).encode()
 frames = {
     "hello": frame(1, 0, struct.pack(">BII", 1, 25000, 1024) + s16(b"acme/laptop") + s16(b"nl-gateway 0.1.0")),
-    "open": frame(2, 1, struct.pack(">IBH", 262144, 1, 443) + s8(b"example.com") + s8(b"home") + s16(b"")),
-    "open_udp_v6": frame(2, 3, struct.pack(">IBH", 65536, 2, 53) + s8(b"2001:db8::1") + s8(b"") + s16(b"")),
-    "open_e2e": frame(2, 5, struct.pack(">IBH", 65536, 1, 0) + s8(b"") + s8(b"acme/laptop") + s16(bytes(range(40)))),
-    "open_result_ok": frame(3, 1, struct.pack(">BI", 0, 262144) + s16(b"")),
-    "open_result_denied": frame(3, 1, struct.pack(">BI", 6, 0) + s16(b"denied by rule 3")),
+    "open": frame(2, 1, open_payload(262144, 1, 443, b"example.com", b"home")),
+    "open_udp_v6": frame(2, 3, open_payload(65536, 2, 53, b"2001:db8::1", b"")),
+    "open_e2e": frame(2, 5, open_payload(65536, 0, 0, b"", b"home", bytes(range(40)))),
+    "open_policy": frame(2, 2, open_payload(2097152, 1, 22, b"nas.lan", b"acme/alice", b"", (b"ops", b"dev-team"), policy)),
+    "open_e2e_policy": frame(2, 4, open_payload(2097152, 0, 0, b"", b"acme/alice", bytes(range(48, 120)), (b"ops",),
+                                                policy)),
+    "open_result_ok": frame(3, 1, open_result_payload(0, 262144)),
+    "open_result_denied": frame(3, 1, open_result_payload(6, 0, b"denied by rule 3")),
+    "open_result_e2e": frame(3, 1, open_result_payload(0, 262144, b"", bytes(range(64)))),
+    "open_result_e2e_denied": frame(3, 3, open_result_payload(6, 0, b"refused (details are end-to-end encrypted)",
+                                                              bytes(range(100, 164)))),
     "data": frame(4, 1, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"),
     "window": frame(5, 1, struct.pack(">I", 65536)),
     "fin": frame(6, 1),
@@ -53,6 +79,18 @@ for name, data in frames.items():
     write("fuzz_frame", name, data)
 write("fuzz_frame", "session", b"".join(frames.values()))
 
+# The same target reads its input as an e2e request, an e2e verdict and UDP stream bytes.
+# e2e request: u8 version 1 | u8 protocol (1 tcp, 2 udp) | u16 port | s8 host
+write("fuzz_frame", "e2e_request_tcp", bytes([1, 1]) + struct.pack(">H", 443) + s8(b"example.com"))
+write("fuzz_frame", "e2e_request_udp_v6", bytes([1, 2]) + struct.pack(">H", 53) + s8(b"fd00::53"))
+# e2e verdict: u8 code | s16 message
+write("fuzz_frame", "e2e_verdict_ok", bytes([0]) + s16(b""))
+write("fuzz_frame", "e2e_verdict_denied", bytes([6]) + s16(b"denied by rule 2: deny cidr=10.0.0.0/8"))
+# datagrams: u16 length | bytes, back to back (a DNS query, an empty one, a partial one)
+dns_query = bytes.fromhex("12340100000100000000000003777777076578616d706c6503636f6d0000010001")
+write("fuzz_frame", "datagrams", s16(dns_query) + s16(b"") + s16(b"x" * 300) + struct.pack(">H", 1000) + b"part")
+write("fuzz_frame", "datagram_max", struct.pack(">H", 65507) + bytes(65507))
+
 # --- SOCKS5 ---
 socks = {
     "greeting": bytes([5, 2, 0, 2]),
@@ -63,6 +101,9 @@ socks = {
     "udp_associate": bytes([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]),
     "udp_datagram_v4": bytes([0, 0, 0, 1, 8, 8, 8, 8, 0, 53]) + b"\x12\x34\x01\x00",
     "udp_datagram_domain": bytes([0, 0, 0, 3, 7]) + b"dns.lan" + bytes([0, 53]) + b"q",
+    "udp_datagram_v6": bytes([0, 0, 0, 4]) + bytes.fromhex("fd000000000000000000000000000053") + bytes([0, 53])
+    + b"\xab\xcd\x01\x00",
+    "udp_datagram_empty": bytes([0, 0, 0, 1, 10, 0, 0, 1, 0x1F, 0x90]),
 }
 for name, data in socks.items():
     write("fuzz_socks5", name, data)
