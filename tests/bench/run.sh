@@ -4,7 +4,7 @@
 # copied to build/bench-harness, the nl row (tests/bench/rows/80-nl-socks.sh) is added, a
 # secret / self-signed certificate / tokens are made, then the harness runs:
 #
-#   tests/bench/run.sh                          direct stunnel-2tls ssh-L ssh-2leg nl-socks
+#   tests/bench/run.sh                          direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e
 #   tests/bench/run.sh nl-socks ssh-D           other rows
 #   RUNS=1 TPUT_SECS=2 tests/bench/run.sh       harness knobs pass through (see its README)
 #   NL_BENCH_SRC=/path/to/bench tests/bench/run.sh
@@ -17,7 +17,7 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SRC=${NL_BENCH_SRC:-$ROOT/../shared/bench}
 H=$BUILD_DIR/bench-harness
 ROWS=("$@")
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(direct stunnel-2tls ssh-L ssh-2leg nl-socks)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e)
 
 [ -f "$SRC/run.sh" ] && [ -f "$SRC/lib.sh" ] || {
   echo "bench: harness not found at $SRC (set NL_BENCH_SRC)" >&2; exit 1; }
@@ -32,7 +32,7 @@ done
 mkdir -p "$H"
 (cd "$SRC" && tar --exclude=./conf --exclude=./run --exclude=./results --exclude=__pycache__ -cf - .) | (cd "$H" && tar -xf -)
 chmod -R u+w "$H"
-cp "$ROOT/tests/bench/rows/80-nl-socks.sh" "$H/rows/80-nl-socks.sh"
+cp "$ROOT"/tests/bench/rows/*.sh "$H/rows/"
 
 # nl credentials for the row, in the harness' run dir
 NL_STATE=$H/run/nl
@@ -48,6 +48,7 @@ fi
 "$GW" token --secret-file "$NL_STATE/secret" --role agent --tenant bench --name bench --ttl 1d >"$NL_STATE/agent.token"
 "$GW" token --secret-file "$NL_STATE/secret" --role client --tenant bench --name bench-client --ttl 1d >"$NL_STATE/client.token"
 chmod 600 "$NL_STATE"/*.token
+"$BUILD_DIR/agent/nl-agent" key --key-file "$NL_STATE/agent.key" >"$NL_STATE/agent.pub"
 
 export NL_BIN=$BUILD_DIR NL_STATE
 cd "$H"
