@@ -202,6 +202,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     dest = sec->dest;
   } else {
     if (cfg_.e2e.require) {
+      spdlog::info("stream {} from {} refused: not end-to-end encrypted (e2e required)", in->id(), who_text);
       in->reject(errc::denied, "this agent requires end-to-end encryption: pin its key (nl-agent key) in the client");
       co_return;
     }

@@ -31,14 +31,14 @@ int main(int argc, char** argv) {
   bool connect_udp = false;
   connect->add_flag("--udp", connect_udp, "a UDP flow: each read from stdin is one datagram, answers go to stdout");
 
-  auto* forward = app.add_subcommand("forward", "forward local TCP ports to targets behind an agent");
+  auto* forward = app.add_subcommand("forward", "forward local TCP (-L) and UDP (-U) ports to targets behind an agent");
   std::vector<std::string> specs;
   forward->add_option("--agent", agent, "agent to go through");
   forward->add_option("-L", specs, "[bind:]port:host:hostport (repeatable; port 0 picks one)");
   std::vector<std::string> udp_specs;
   forward->add_option("-U", udp_specs, "UDP: [bind:]port:host:hostport (repeatable)");
 
-  auto* socks = app.add_subcommand("socks", "SOCKS5 and HTTP CONNECT proxy into an agent's network");
+  auto* socks = app.add_subcommand("socks", "SOCKS5 (CONNECT and UDP ASSOCIATE) and HTTP CONNECT proxy into an agent's network");
   std::string listen, user, pass;
   socks->add_option("--agent", agent, "agent to go through");
   socks->add_option("--listen", listen, "IP:PORT to listen on (default 127.0.0.1:1080)");
@@ -85,9 +85,10 @@ int main(int argc, char** argv) {
     cfg->e2e.pins[p.substr(0, eq)] = p.substr(eq + 1);
   }
   if (!passphrase_file.empty()) cfg->e2e.passphrase_file = passphrase_file;
+  // Forwards given on the command line (-L or -U) replace both lists of the config file.
   std::vector<nl::config::forward_spec> forwards = cfg->forwards;
   std::vector<nl::config::forward_spec> udp_forwards = cfg->udp_forwards;
-  if (!udp_specs.empty()) {
+  if (!specs.empty() || !udp_specs.empty()) {
     udp_forwards.clear();
     for (auto& s : udp_specs) {
       auto f = nl::config::parse_forward(s);

@@ -334,7 +334,6 @@ awaitable<void> client::udp_associate(tcp::socket control, std::string agent, ud
   auto front = std::make_shared<udp_front>(*this, std::move(sock), agent, udp_front::mode::socks);
   front->set_socks_client(expect);
   asio::co_spawn(io_, front->run(), asio::detached);
-  start_link();
   // Wait for the control connection to end (any bytes on it are ignored).
   std::array<std::byte, 256> sink;
   for (;;) {

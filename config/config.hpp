@@ -90,7 +90,7 @@ struct peer_config {
 // UDP flows (agent: per client session; client: its own).
 struct udp_config {
   milliseconds idle_timeout{60'000};   // a UDP flow with no datagram either way for this long is closed
-  std::uint32_t max_flows = 256;       // concurrent UDP flows per client (client) or per session (agent)
+  std::uint32_t max_flows = 256;       // concurrent UDP flows: agent = all clients together; client = per front end (-U port, SOCKS association)
 };
 
 // End-to-end encryption between client and agent (e2e/).

@@ -61,7 +61,7 @@ void append_frame(std::vector<std::byte>& out, frame_type t, std::uint32_t id, F
 
 bool valid_text(std::string_view s) {
   for (unsigned char c : s) {
-    if (c < 0x20 && c != '\t') return false;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
   }
   return true;
 }
@@ -169,7 +169,11 @@ std::optional<open_body> decode_open(std::span<const std::byte> p) {
   }
   b.dest.protocol = static_cast<transport_protocol>(proto);
   b.envelope.assign(env.begin(), env.end());
-  if (b.dest.protocol == transport_protocol::hidden && b.envelope.empty()) {
+  // An envelope hides the destination completely; without one it must be visible.
+  if (b.envelope.empty() == (b.dest.protocol == transport_protocol::hidden)) {
+    return std::nullopt;
+  }
+  if (!b.envelope.empty() && (!b.dest.host.empty() || b.dest.port != 0)) {
     return std::nullopt;
   }
   // Without an envelope the target must be complete and well-formed.
@@ -270,8 +274,9 @@ void append_open(std::vector<std::byte>& out, std::uint32_t id, const open_body&
     put(out, b.dest.port, 2);
     put_str(out, std::string_view(b.dest.host).substr(0, 255), 1);
     put_str(out, std::string_view(b.peer).substr(0, 255), 1);
-    put(out, b.envelope.size(), 2);
-    out.insert(out.end(), b.envelope.begin(), b.envelope.end());
+    auto env = std::min<std::size_t>(b.envelope.size(), 0xffff);
+    put(out, env, 2);
+    out.insert(out.end(), b.envelope.begin(), b.envelope.begin() + static_cast<std::ptrdiff_t>(env));
     auto groups = std::min<std::size_t>(b.groups.size(), 255);
     put(out, groups, 1);
     for (std::size_t i = 0; i < groups; ++i) {
@@ -286,8 +291,9 @@ void append_open_result(std::vector<std::byte>& out, std::uint32_t id, const ope
     put(out, static_cast<std::uint8_t>(b.code), 1);
     put(out, b.window, 4);
     put_str(out, std::string_view(b.message).substr(0, 1024), 2);
-    put(out, b.envelope.size(), 2);
-    out.insert(out.end(), b.envelope.begin(), b.envelope.end());
+    auto env = std::min<std::size_t>(b.envelope.size(), 0xffff);
+    put(out, env, 2);
+    out.insert(out.end(), b.envelope.begin(), b.envelope.begin() + static_cast<std::ptrdiff_t>(env));
   });
 }
 

@@ -46,10 +46,11 @@ void round_trip(const frame_view& f) {
                       d->dest.port == b->dest.port && d->dest.protocol == b->dest.protocol &&
                       d->peer == b->peer && d->envelope == b->envelope && d->groups == b->groups &&
                       d->policy == b->policy);
-        // What the decoder promises: a hidden protocol only with an envelope, and without
-        // one a complete, valid target.
+        // What the decoder promises: with an envelope the target is hidden completely
+        // (protocol 0, no host, port 0); without one it is complete and valid.
         NL_FUZZ_CHECK(b->window != 0);
-        NL_FUZZ_CHECK(b->dest.protocol != transport_protocol::hidden || !b->envelope.empty());
+        NL_FUZZ_CHECK((b->dest.protocol == transport_protocol::hidden) == !b->envelope.empty());
+        NL_FUZZ_CHECK(b->envelope.empty() || (b->dest.host.empty() && b->dest.port == 0));
         NL_FUZZ_CHECK(!b->envelope.empty() || (valid_host(b->dest.host) && b->dest.port != 0));
       }
       break;

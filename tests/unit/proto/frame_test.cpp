@@ -105,6 +105,7 @@ TEST_CASE("open round-trips with and without an envelope", "[frame]") {
     open_body b;
     b.window = 65536;
     b.peer = "acme/laptop";
+    b.dest.protocol = transport_protocol::hidden;
     b.envelope = bytes_of({1, 2, 3, 0, 255});
     std::vector<std::byte> wire;
     append_open(wire, 3, b);
@@ -408,7 +409,7 @@ TEST_CASE("decoders reject truncated payloads and trailing bytes", "[frame]") {
   };
   add(frame_type::hello, [](auto& w) { append_hello(w, {1, 1000, 10, "t/n", "info"}); });
   add(frame_type::open, [](auto& w) {
-    append_open(w, 1, {4096, {"host.lan", 22, transport_protocol::tcp}, "peer", bytes_of({9, 9})});
+    append_open(w, 1, {4096, {"host.lan", 22, transport_protocol::tcp}, "peer", {}});
   });
   add(frame_type::open, [](auto& w) { append_open(w, 1, {4096, {"10.0.0.1", 80, transport_protocol::tcp}, "", {}}); });
   add(frame_type::open, [](auto& w) {
@@ -461,9 +462,11 @@ TEST_CASE("decoders reject invalid field values", "[frame]") {
     CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, '[', 0, 0, 0, 0, 0, 0})));
     CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 0x80, 0, 0, 0, 0, 0, 0})));
     CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 1, 0x01, 0, 0, 0, 0, 0})));  // peer ctl
-    // With an envelope, host and port may be empty, but a present host must be valid.
-    CHECK(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));
-    CHECK(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));  // hidden
+    // With an envelope the destination is hidden completely: protocol 0, no host, port 0.
+    CHECK(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 7, 0, 0, 0})));   // protocol shown
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 22, 0, 0, 0, 1, 7, 0, 0, 0})));  // port shown
+    CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 0, 0, 0, 1, 'h', 0, 0, 1, 7, 0, 0, 0})));  // host shown
     CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 0, 1, ' ', 0, 0, 1, 7, 0, 0, 0})));
     // Without the group count and policy length (the layout before e2e) it is truncated.
     CHECK_FALSE(decode_open(bytes_of({0, 0, 1, 0, 1, 0, 22, 1, 'h', 0, 0, 0})));

@@ -223,14 +223,14 @@ TEST_CASE("OPEN carries target, peer and envelope intact", "[mux]") {
   auto p = make_session_pair(io);
   open_request req;
   std::vector<std::byte> envelope;
-  SECTION("udp to an IPv6 literal with an envelope") {
+  SECTION("udp to an IPv6 literal, with the gateway's groups and policy") {
     req.dest = {"2001:db8::1", 8443, proto::transport_protocol::udp};
     req.peer = "acme/laptop";
-    auto e = pattern(7, 0, 300);
-    req.envelope.assign(e.data(), e.data() + e.size());
+    req.groups = {"ops", "dev"};
+    req.policy = R"({"default":"deny","rules":[]})";
   }
-  SECTION("e2e: empty target, the envelope carries it") {
-    req.dest = {"", 0, proto::transport_protocol::tcp};
+  SECTION("e2e: hidden target, the envelope carries it") {
+    req.dest = {"", 0, proto::transport_protocol::hidden};
     req.peer = "client #42";
     auto e = pattern(8, 0, 1000);
     req.envelope.assign(e.data(), e.data() + e.size());
@@ -1128,6 +1128,7 @@ TEST_CASE("the writer never builds a message larger than the WebSocket limit", "
   for (int i = 0; i < n; ++i) {
     open_request r;
     r.peer = "home";
+    r.dest.protocol = proto::transport_protocol::hidden;
     auto e = pattern(static_cast<std::uint32_t>(i), 0, 4096);
     r.envelope.assign(e.data(), e.data() + e.size());
     opens.push_back(start(io, p.a->open(std::move(r), 1s)));
