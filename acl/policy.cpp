@@ -1,4 +1,5 @@
 #include "acl/policy.hpp"
+#include "proto/token.hpp"
 
 #include <algorithm>
 #include <array>
@@ -385,33 +386,6 @@ std::string default_reason(action a) {
 
 constexpr std::string_view invalid_name_reason = "invalid host name";
 
-bool within_depth(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        return false;
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -1089,7 +1063,7 @@ std::expected<policy, std::string> policy_from_json(std::string_view text) {
   if (text.size() > max_policy_json) {
     return fail("policy is larger than 64 KiB");
   }
-  if (!within_depth(text, max_policy_json_depth)) {
+  if (!proto::token::json_within_depth(text, max_policy_json_depth)) {
     return fail("policy JSON is nested too deeply; write {\"default\":\"deny\",\"rules\":[{\"allow\":\"...\"}]}");
   }
   auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -324,21 +324,10 @@ awaitable<void> agent::serve_udp(std::unique_ptr<transport::stream> s, udp::sock
     }
     finish();
   };
-  auto watch = [&]() -> awaitable<void> {
-    while (!done) {
-      idle.expires_at(last + cfg_.udp.idle_timeout);
-      error_code ec;
-      co_await idle.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (done) {
-        break;
-      }
-      if (clock::now() >= last + cfg_.udp.idle_timeout) {
-        s->reset(errc::timeout, "UDP flow idle for " + std::to_string(cfg_.udp.idle_timeout.count()) + " ms");
-        finish();
-      }
-    }
-  };
-  co_await when_both(when_both(up(), down()), watch());
+  co_await when_both(when_both(up(), down()), expire_when_idle(idle, last, cfg_.udp.idle_timeout, done, [&] {
+    s->reset(errc::timeout, "UDP flow idle for " + std::to_string(cfg_.udp.idle_timeout.count()) + " ms");
+    finish();
+  }));
   if (client_done) {
     co_await s->shutdown_send();
   } else {

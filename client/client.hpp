@@ -58,7 +58,8 @@ private:
   awaitable<void> proxy_one(boost::asio::ip::tcp::socket sock, std::string agent);
   awaitable<void> udp_associate(boost::asio::ip::tcp::socket control, std::string agent,
                                 boost::asio::ip::udp::endpoint client_hint);
-  awaitable<int> connect_udp(std::string agent, proto::target dest);
+  // connect --udp, after the flow's stream is open: stdin reads -> datagrams -> stdout.
+  awaitable<int> pipe_datagrams(transport::stream& s, proto::target dest);
   friend class udp_front;
   int exit_code_for_link() const;
 

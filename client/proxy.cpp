@@ -213,9 +213,6 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
 awaitable<int> client::connect(std::string agent, proto::target dest) {
   piping_ = true;
   start_link();
-  if (dest.protocol == proto::transport_protocol::udp) {
-    co_return co_await connect_udp(std::move(agent), std::move(dest));
-  }
   auto out = co_await open(agent, dest);
   if (!out.stream) {
     auto code = local_code(out.error);
@@ -223,6 +220,9 @@ awaitable<int> client::connect(std::string agent, proto::target dest) {
               << (out.message.empty() ? "" : ": " + out.message) << "\n";
     link_.stop();
     co_return link_result_ && link_result_->end == transport::link_end::auth_failed ? 3 : 1;
+  }
+  if (dest.protocol == proto::transport_protocol::udp) {
+    co_return co_await pipe_datagrams(*out.stream, dest);
   }
   asio::posix::stream_descriptor in(io_, ::dup(0));
   asio::posix::stream_descriptor out_fd(io_, 1);

@@ -211,19 +211,11 @@ private:
       end_flow(*f, errc::aborted, "flow closed");
       idle.cancel();
     };
-    auto watch = [&]() -> awaitable<void> {
-      const auto limit = c_.cfg_.udp.idle_timeout;
-      while (!f->ended) {
-        idle.expires_at(f->last + limit);
-        error_code ec;
-        co_await idle.async_wait(asio::redirect_error(use_awaitable, ec));
-        if (!f->ended && clock::now() >= f->last + limit) {
-          spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest), limit.count());
-          end_flow(*f, errc::timeout, "UDP flow idle");
-        }
-      }
-    };
-    co_await when_both(when_both(up(), down()), watch());
+    const auto limit = c_.cfg_.udp.idle_timeout;
+    co_await when_both(when_both(up(), down()), expire_when_idle(idle, f->last, limit, f->ended, [&] {
+      spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest), limit.count());
+      end_flow(*f, errc::timeout, "UDP flow idle");
+    }));
     erase(f);
   }
 
@@ -348,17 +340,9 @@ awaitable<void> client::udp_associate(tcp::socket control, std::string agent, ud
 // `connect --udp`: every read from stdin is one datagram; every datagram from the target is
 // written to stdout. Ends when the flow is idle for udp.idle_timeout (after stdin's EOF too,
 // so that late answers still arrive), or on an error.
-awaitable<int> client::connect_udp(std::string agent, proto::target dest) {
-  auto out = co_await open(agent, dest);
-  if (!out.stream) {
-    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(to_wire_code(out.error))
-              << (out.message.empty() ? "" : ": " + out.message) << "\n";
-    link_.stop();
-    co_return link_result_ && link_result_->end == transport::link_end::auth_failed ? 3 : 1;
-  }
+awaitable<int> client::pipe_datagrams(transport::stream& s, proto::target dest) {
   asio::posix::stream_descriptor in(io_, ::dup(0));
   asio::posix::stream_descriptor out_fd(io_, 1);
-  auto& s = *out.stream;
   bool failed = false;
   bool done = false;
   auto last = clock::now();
@@ -407,18 +391,10 @@ awaitable<int> client::connect_udp(std::string agent, proto::target dest) {
     }
     finish();
   };
-  auto watch = [&]() -> awaitable<void> {
-    while (!done) {
-      idle.expires_at(last + cfg_.udp.idle_timeout);
-      error_code ec;
-      co_await idle.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (!done && clock::now() >= last + cfg_.udp.idle_timeout) {
-        finish();
-        s.reset(errc::timeout, "UDP flow idle");
-      }
-    }
-  };
-  co_await when_both(when_both(up(), down()), watch());
+  co_await when_both(when_both(up(), down()), expire_when_idle(idle, last, cfg_.udp.idle_timeout, done, [&] {
+    finish();
+    s.reset(errc::timeout, "UDP flow idle");
+  }));
   error_code ec;
   out_fd.close(ec);
   co_await link_.shutdown();

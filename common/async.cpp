@@ -58,4 +58,17 @@ void watchdog::cancel() {
   }
 }
 
+awaitable<void> expire_when_idle(asio::steady_timer& timer, const clock::time_point& last, clock::duration limit,
+                                 const bool& done, std::function<void()> on_idle) {
+  while (!done) {
+    timer.expires_at(last + limit);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (!done && clock::now() >= last + limit) {
+      on_idle();
+      co_return;
+    }
+  }
+}
+
 }  // namespace nl

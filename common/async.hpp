@@ -48,6 +48,12 @@ awaitable<void> when_both(awaitable<void> a, awaitable<void> b);
 
 awaitable<void> sleep_for(clock::duration d);
 
+// Idle expiry (UDP flows): returns once `last` (the caller's time of last activity) is
+// older than `limit`, after calling on_idle(); or as soon as `done` is true when the
+// caller cancels `timer` to wake it.
+awaitable<void> expire_when_idle(asio::steady_timer& timer, const clock::time_point& last, clock::duration limit,
+                                 const bool& done, std::function<void()> on_idle);
+
 // Calls `on_expiry` once if not cancelled (or destroyed) within `d`.
 class watchdog {
 public:

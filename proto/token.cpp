@@ -63,38 +63,11 @@ std::optional<std::vector<std::byte>> b64_decode(std::string_view s, int variant
   return bin;
 }
 
-bool within_depth(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_json_depth) {
-        return false;
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 // Parses a JSON object without exceptions; nullopt for anything else.
 std::optional<json> parse_object(std::span<const std::byte> bytes) {
   std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  if (!within_depth(text)) {
+  if (!json_within_depth(text, max_json_depth)) {
     return std::nullopt;
   }
   auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -180,7 +153,7 @@ std::string encode_payload(const claims& c) {
   }
   if (!c.policy_json.empty()) {
     auto pol = json::parse(c.policy_json, nullptr, false);
-    if (pol.is_discarded() || !pol.is_object() || !within_depth(c.policy_json)) {
+    if (pol.is_discarded() || !pol.is_object() || !json_within_depth(c.policy_json, max_json_depth)) {
       throw std::invalid_argument("policy must be a JSON object");
     }
     p["pol"] = std::move(pol);
@@ -448,6 +421,34 @@ std::optional<std::vector<std::byte>> decode_secret(std::string_view text) {
     return std::nullopt;
   }
   return bin;
+}
+
+bool json_within_depth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return false;
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
 }
 
 }  // namespace nl::proto::token

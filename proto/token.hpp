@@ -101,6 +101,10 @@ std::expected<claims, std::string> verify(std::string_view token, const verify_k
 
 // --- secrets on disk: base64url without padding, one line ---
 std::vector<std::byte> generate_secret();  // secret_size random bytes
+
+// True when no JSON array/object in `text` nests deeper than `max_depth` (strings are
+// skipped). Checked before parsing untrusted JSON, so the parser's recursion is bounded.
+bool json_within_depth(std::string_view text, int max_depth);
 std::string encode_secret(std::span<const std::byte> secret);
 // Accepts base64url or standard base64, padded or not, with surrounding whitespace
 // (a trailing newline from a file). nullopt when undecodable or shorter than secret_size.
