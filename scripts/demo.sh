@@ -141,13 +141,18 @@ chmod 600 "$STATE/gateway.key"
 "$GW" token --secret-file "$STATE/secret" --role agent --tenant demo --name home --ttl 30d >"$STATE/agent.token"
 "$GW" token --secret-file "$STATE/secret" --role client --tenant demo --name laptop --ttl 30d >"$STATE/client.token"
 chmod 600 "$STATE"/*.token
+# The agent's end-to-end key pair; the client pins its public key, so every stream of the
+# demo is end-to-end encrypted (the gateway relays it without reading data or target).
+rm -f "$STATE/agent.key"
+PUB=$("$AG" key --key-file "$STATE/agent.key" | head -1)
+FP=$("$AG" key --key-file "$STATE/agent.key" | sed -n 's/^fingerprint //p')
 
 mkdir -p "$STATE/www"
 cat >"$STATE/www/index.html" <<'EOH'
 <!doctype html>
 <html><head><title>nl demo</title></head>
 <body><h1>Hello from behind the agent</h1>
-<p>This page is served on 127.0.0.1 next to nl-agent and reached through nl-client socks -&gt; nl-gateway -&gt; nl-agent.</p>
+<p>This page is served on 127.0.0.1 next to nl-agent and reached through nl-client socks -&gt; nl-gateway -&gt; nl-agent, end-to-end encrypted between client and agent.</p>
 </body></html>
 EOH
 
@@ -162,18 +167,18 @@ GW_PORT=${GW_ADDR##*:}
 URL=wss://127.0.0.1:$GW_PORT
 
 start agent "$AG" --gateway "$URL" --token-file "$STATE/agent.token" --ca "$STATE/gateway.crt" \
-  --allow cidr=127.0.0.0/8
+  --allow cidr=127.0.0.0/8 --key-file "$STATE/agent.key"
 wait_line agent 'session up: .*' >/dev/null || fail_and_stop
 
 start client "$CL" --gateway "$URL" --token-file "$STATE/client.token" --ca "$STATE/gateway.crt" \
-  socks --agent home --listen 127.0.0.1:0
+  --pin "home=$PUB" socks --agent home --listen 127.0.0.1:0
 SOCKS_ADDR=$(wait_line client 'socks listening on [^ ]+' | awk '{print $4}') || fail_and_stop
 SOCKS_PORT=${SOCKS_ADDR##*:}
 wait_line client 'session up: .*' >/dev/null || fail_and_stop
 
 cat >"$STATE/ports" <<EOP
 gateway   wss://127.0.0.1:$GW_PORT   (https://127.0.0.1:$GW_PORT/healthz)
-socks     127.0.0.1:$SOCKS_PORT   (SOCKS5 and HTTP CONNECT)
+socks     127.0.0.1:$SOCKS_PORT   (SOCKS5 and HTTP CONNECT; end-to-end encrypted to agent 'home', key fingerprint $FP)
 web page  http://127.0.0.1:$HTTP_PORT/   (behind the agent)
 EOP
 
@@ -213,10 +218,11 @@ Try it (from the repository root):
   $CL --gateway $URL --token-file $REL_STATE/client.token --ca $REL_STATE/gateway.crt list
 
   # ssh to a machine reachable from the agent (here: this host's sshd, if it runs)
-  ssh -o ProxyCommand="$CL --gateway $URL --token-file $REL_STATE/client.token --ca $REL_STATE/gateway.crt connect --agent home %h:%p" user@127.0.0.1
+  # (--pin makes the stream end-to-end encrypted to the agent's key; without it the gateway could read it)
+  ssh -o ProxyCommand="$CL --gateway $URL --token-file $REL_STATE/client.token --ca $REL_STATE/gateway.crt --pin home=$PUB connect --agent home %h:%p" user@127.0.0.1
 
   # one stream on stdin/stdout
-  printf 'GET / HTTP/1.0\r\n\r\n' | $CL --gateway $URL --token-file $REL_STATE/client.token --ca $REL_STATE/gateway.crt connect --agent home 127.0.0.1:$HTTP_PORT
+  printf 'GET / HTTP/1.0\r\n\r\n' | $CL --gateway $URL --token-file $REL_STATE/client.token --ca $REL_STATE/gateway.crt --pin home=$PUB connect --agent home 127.0.0.1:$HTTP_PORT
 
 Logs: $REL_STATE/{gateway,agent,client,web}.log
 Stop: scripts/demo.sh stop    (or: make demo-stop)
