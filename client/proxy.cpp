@@ -35,8 +35,10 @@ awaitable<bool> read_more(tcp::socket& sock, std::vector<std::byte>& buf) {
   if (buf.size() >= max_handshake_bytes) {
     co_return false;
   }
+  // Grow in small steps: handshakes are a few hundred bytes, and a large transient buffer
+  // per connection would fragment the heap that the long-lived tunnel state sits in.
   auto old = buf.size();
-  buf.resize(max_handshake_bytes);
+  buf.resize(std::min(max_handshake_bytes, old + 512));
   error_code ec;
   auto n = co_await sock.async_read_some(asio::buffer(buf.data() + old, buf.size() - old),
                                          asio::redirect_error(use_awaitable, ec));

@@ -20,6 +20,7 @@ void note(relay_stats& st, const error_code& ec, std::string_view detail = {}) {
 }
 
 awaitable<void> socket_to_stream(tcp::socket& sock, stream& s, relay_stats& st) {
+  std::size_t want = relay_small_chunk;
   for (;;) {
     error_code ec;
     co_await sock.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
@@ -27,7 +28,7 @@ awaitable<void> socket_to_stream(tcp::socket& sock, stream& s, relay_stats& st) 
       s.reset(errc::aborted, "relay closed");
       break;
     }
-    bytes b = bytes::with_room(relay_chunk, relay_headroom, relay_tailroom);
+    bytes b = bytes::with_room(want, relay_headroom, relay_tailroom);
     auto n = sock.read_some(b.prepare(), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       continue;
@@ -46,6 +47,7 @@ awaitable<void> socket_to_stream(tcp::socket& sock, stream& s, relay_stats& st) 
     }
     b.commit(n);
     st.to_stream += n;
+    want = n == want ? relay_chunk : n <= relay_small_chunk ? relay_small_chunk : want;
     if (auto wec = co_await s.write(std::move(b)); wec) {
       note(st, wec, s.error_message());
       sock.close(ec);

@@ -18,6 +18,10 @@
 namespace nl::transport {
 
 inline constexpr std::size_t relay_chunk = 64 * 1024;
+// A socket read starts with a small buffer and switches to relay_chunk once a read fills
+// it (bulk), back when reads are small again: interactive and idle streams then never
+// take (and fragment the heap with) 64 KiB buffers for a few bytes.
+inline constexpr std::size_t relay_small_chunk = 4 * 1024;
 // Spare room the relay leaves around each chunk it reads, so that an end-to-end stream can
 // seal the chunk in place (record header before, tag after: e2e::record_overhead).
 inline constexpr std::size_t relay_headroom = 16;
