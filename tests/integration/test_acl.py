@@ -123,3 +123,22 @@ def test_token_policy_is_enforced(nl, guarded, e2e):
     # an unrestricted token of the same tenant passes
     r = nl.run(nl.client_args(gw) + pin + ["connect", "--agent", "home", echo.addr], input=b"hi", timeout=30)
     assert r.returncode == 0 and r.stdout == b"hi", r.stderr_text
+
+
+def test_time_window_rules_in_a_named_zone(nl, guarded):
+    """A deny rule whose window covers every hour in Europe/Berlin is active now; one whose
+    window starts two hours from now (UTC) is not, so the default allow applies."""
+    import datetime
+    gw, echo = guarded
+    h = datetime.datetime.now(datetime.timezone.utc).hour
+    later = f"{(h + 2) % 24:02d}:00-{(h + 3) % 24:02d}:00"
+    other = nl.echo_server()
+    nl.start_agent(gw, "home", deny=(
+        f"cidr=127.0.0.1/32;ports={echo.port};days=mon-sun;hours=00:00-24:00;tz=Europe/Berlin",
+        f"cidr=127.0.0.1/32;ports={other.port};days=mon-sun;hours={later};tz=UTC",
+    ))
+    r = nl.run(nl.connect_argv(gw, echo.addr), input=b"hi", timeout=30)
+    assert r.returncode != 0 and "denied" in r.stderr_text, r.stderr_text
+    assert "Europe/Berlin" in r.stderr_text, f"the denial should name the rule: {r.stderr_text}"
+    r = nl.run(nl.connect_argv(gw, other.addr), input=b"hi", timeout=30)
+    assert r.returncode == 0 and r.stdout == b"hi", f"window {later} UTC is not active now: {r.stderr_text}"
