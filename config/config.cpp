@@ -595,7 +595,7 @@ bool tab_indented(std::string_view yaml, int line) {
 // yaml-cpp 0.7 never returns when a document's root node starts with ',' (a file that is
 // just "," spins forever; so does a root scalar followed by a ',' line). An nl config's
 // root is a mapping, so each document's first significant line must be a "key: value"
-// line; refuse anything else here, before yaml-cpp sees it.
+// line starting in column 0; refuse anything else here, before yaml-cpp sees it.
 // True when `line` (without indentation) starts with a mapping key: a plain scalar that
 // does not begin with an indicator, or a quoted one, then ':' and a space or the end.
 bool starts_with_mapping_key(std::string_view line) {
@@ -629,6 +629,10 @@ bool starts_with_mapping_key(std::string_view line) {
   if ((c == '-' || c == '?' || c == ':') && (line.size() == 1 || line[1] == ' ' || line[1] == '\t')) {
     return false;
   }
+  // A '#' after whitespace starts a comment: a ':' behind it is not part of the key
+  // ("o #see: x" is the plain scalar "o", and a ',' line after it would spin yaml-cpp).
+  auto comment = std::min(line.find(" #"), line.find("\t#"));
+  line = line.substr(0, comment);
   for (std::size_t i = line.find(':'); i != std::string_view::npos; i = line.find(':', i + 1)) {
     if (colon_ends_key(i)) {
       return true;
@@ -661,10 +665,11 @@ void check_document_roots(const context& ctx, std::string_view yaml) {
     }
     auto rest = text.substr(first);
     at_root = false;
-    // A flow map at the root ("{a: b}") is refused too: "{a: b}," also never returns.
-    if (!starts_with_mapping_key(rest)) {
-      ctx.fail(line, "the config must be a map of 'key: value' lines at the top level (found '" +
-                         std::string(rest.substr(0, 40)) + "'); see examples/ for the layout");
+    // A flow map at the root ("{a: b}") is refused too: "{a: b}," also never returns. So is
+    // an indented root map: "  a: b" followed by a ',' line in column 0 spins as well.
+    if (first != 0 || !starts_with_mapping_key(rest)) {
+      ctx.fail(line, "the config must be a map of 'key: value' lines at the top level, starting in the first "
+                     "column (found '" + std::string(text.substr(0, 40)) + "'); see examples/ for the layout");
     }
   }
 }

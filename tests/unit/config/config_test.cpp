@@ -77,6 +77,10 @@ TEST_CASE("config errors: line and message", "[config]") {
       {"list given as map", 'g', "revoked: {a: b}\n", 1, "'revoked' must be a list like"},
       {"section given as scalar", 'g', "session: fast\n", 1, "'session' must be a map of keys"},
       {"top level not a map", 'g', "- a\n- b\n", 1, "the config must be a map of 'key: value' lines"},
+      // A ':' inside a comment does not make a key; yaml-cpp 0.7 would spin on the ',' line.
+      {"scalar root with a colon in its comment", 'c', "# c\no #see: x\n# d\n, y\n", 2,
+       "the config must be a map of 'key: value' lines"},
+      {"indented root map", 'c', "# c\n  pass: x\n, y\n", 2, "starting in the first column"},
       {"key without value", 'g', "listen:\n", 1, "'listen' has no value; write e.g. listen: 0.0.0.0:443"},
       // missing required keys: the line of the enclosing map
       {"tls without key", 'g', "listen: 0.0.0.0:443\ntls:\n  cert: /c.pem\n", 2,
