@@ -8,30 +8,17 @@
 #include <catch2/catch.hpp>
 
 #include "acl/policy.hpp"
+#include "builders.hpp"
 
 namespace {
 
+using acl_test::make_policy;
 using nl::acl::action;
 using nl::proto::transport_protocol;
 namespace ip = boost::asio::ip;
 
 constexpr auto tcp = transport_protocol::tcp;
 constexpr auto udp = transport_protocol::udp;
-
-nl::acl::policy make_policy(std::vector<std::pair<action, std::string_view>> specs,
-                            action default_action = action::deny) {
-  nl::acl::policy p;
-  p.default_action = default_action;
-  int i = 0;
-  for (auto [a, s] : specs) {
-    auto r = nl::acl::parse_rule_spec(s, a);
-    INFO(s << ": " << (r ? std::string() : r.error()));
-    REQUIRE(r);
-    r->label = "r" + std::to_string(++i);
-    p.rules.push_back(*r);
-  }
-  return p;
-}
 
 // Fake DNS: lower-case name without trailing dot -> addresses.
 const std::map<std::string, std::vector<std::string>>& dns() {

@@ -1,36 +1,18 @@
 #include "acl/policy.hpp"
+#include "builders.hpp"
 
 #include <catch2/catch.hpp>
 
 namespace {
 
+using acl_test::rule_of;
+using acl_test::make_policy;
 using nl::acl::action;
 using nl::proto::transport_protocol;
 namespace ip = boost::asio::ip;
 
 constexpr auto tcp = transport_protocol::tcp;
 constexpr auto udp = transport_protocol::udp;
-
-nl::acl::rule rule_of(std::string_view spec, action a) {
-  auto r = nl::acl::parse_rule_spec(spec, a);
-  INFO(spec << ": " << (r ? std::string() : r.error()));
-  REQUIRE(r);
-  return *r;
-}
-
-// Rule i's label is "r<i>" so that expectations read plainly.
-nl::acl::policy make_policy(std::vector<std::pair<action, std::string_view>> specs,
-                            action default_action = action::deny) {
-  nl::acl::policy p;
-  p.default_action = default_action;
-  int i = 0;
-  for (auto [a, s] : specs) {
-    auto r = rule_of(s, a);
-    r.label = "r" + std::to_string(++i);
-    p.rules.push_back(r);
-  }
-  return p;
-}
 
 const nl::acl::policy& home_policy() {
   static const auto p = make_policy({

@@ -3,18 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include "acl/policy.hpp"
+#include "builders.hpp"
 
 namespace {
 
+using acl_test::rule_of;
 using nl::acl::action;
 using namespace std::chrono;
-
-nl::acl::rule rule_of(std::string_view spec, action a) {
-  auto r = nl::acl::parse_rule_spec(spec, a);
-  INFO(spec << ": " << (r ? std::string() : r.error()));
-  REQUIRE(r);
-  return *r;
-}
 
 }  // namespace
 

@@ -2,17 +2,15 @@
 
 #include <catch2/catch.hpp>
 
+#include "bytes_of.hpp"
+
 #include <vector>
 
 using namespace nl::proto;
 
 namespace {
 
-std::vector<std::byte> bytes_of(std::initializer_list<int> v) {
-  std::vector<std::byte> out;
-  for (int b : v) out.push_back(static_cast<std::byte>(b));
-  return out;
-}
+using proto_test::bytes_of;
 
 // One framed datagram: the header from datagram_header() and `size` bytes of `fill`.
 std::vector<std::byte> framed(std::size_t size, int fill = 0x5a) {

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "bytes_of.hpp"
+
 #include <string>
 #include <vector>
 
@@ -12,11 +14,7 @@ using nl::errc;
 
 namespace {
 
-std::vector<std::byte> bytes_of(std::initializer_list<int> v) {
-  std::vector<std::byte> out;
-  for (int b : v) out.push_back(static_cast<std::byte>(b));
-  return out;
-}
+using proto_test::bytes_of;
 
 std::vector<std::byte> operator+(std::vector<std::byte> a, std::string_view s) {
   for (char c : s) a.push_back(static_cast<std::byte>(c));

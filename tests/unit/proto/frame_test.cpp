@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "bytes_of.hpp"
+
 #include <cstring>
 #include <string_view>
 
@@ -10,11 +12,7 @@ using nl::errc;
 
 namespace {
 
-std::vector<std::byte> bytes_of(std::initializer_list<int> v) {
-  std::vector<std::byte> out;
-  for (int b : v) out.push_back(static_cast<std::byte>(b));
-  return out;
-}
+using proto_test::bytes_of;
 
 std::vector<std::byte> header(int type, int flags, int reserved, std::uint32_t id, std::uint32_t len) {
   return bytes_of({type, flags, reserved >> 8, reserved & 0xff, static_cast<int>(id >> 24),

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "bytes_of.hpp"
+
 #include <string_view>
 
 using namespace nl::proto;
@@ -10,11 +12,7 @@ using nl::errc;
 
 namespace {
 
-std::vector<std::byte> bytes_of(std::initializer_list<int> v) {
-  std::vector<std::byte> out;
-  for (int b : v) out.push_back(static_cast<std::byte>(b));
-  return out;
-}
+using proto_test::bytes_of;
 
 std::vector<std::byte> cat(std::vector<std::byte> a, std::string_view s, std::vector<std::byte> b = {}) {
   for (char c : s) a.push_back(static_cast<std::byte>(c));
