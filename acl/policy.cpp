@@ -515,25 +515,47 @@ bool contains(const cidr& c, const ip::address& raw) {
   return true;
 }
 
-std::optional<std::vector<port_range>> parse_ports(std::string_view s) {
-  std::vector<port_range> out;
+namespace {
+
+// Calls on_item(first, last) for each comma-separated item "x" or "x-y" of `s`, both parts
+// trimmed (for "x", last == first). False when `s` is blank or on_item refuses an item.
+// The shared list syntax of ports ("22,80-443") and days ("mon-fri,sun").
+template <class F>
+bool for_each_range_item(std::string_view s, F&& on_item) {
   if (trim(s).empty()) {
-    return std::nullopt;
+    return false;
   }
   while (true) {
     auto comma = s.find(',');
     auto item = trim(s.substr(0, comma));
     auto dash = item.find('-');
-    auto first = parse_small_uint(trim(item.substr(0, dash)), 5);
-    auto last = dash == std::string_view::npos ? first : parse_small_uint(trim(item.substr(dash + 1)), 5);
-    if (!first || !last || *first == 0 || *last > 65535 || *first > *last) {
-      return std::nullopt;
+    auto first = trim(item.substr(0, dash));
+    auto last = dash == std::string_view::npos ? first : trim(item.substr(dash + 1));
+    if (!on_item(first, last)) {
+      return false;
     }
-    out.push_back({static_cast<std::uint16_t>(*first), static_cast<std::uint16_t>(*last)});
     if (comma == std::string_view::npos) {
-      break;
+      return true;
     }
     s.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<port_range>> parse_ports(std::string_view s) {
+  std::vector<port_range> out;
+  bool ok = for_each_range_item(s, [&](std::string_view a, std::string_view b) {
+    auto first = parse_small_uint(a, 5);
+    auto last = parse_small_uint(b, 5);
+    if (!first || !last || *first == 0 || *last > 65535 || *first > *last) {
+      return false;
+    }
+    out.push_back({static_cast<std::uint16_t>(*first), static_cast<std::uint16_t>(*last)});
+    return true;
+  });
+  if (!ok) {
+    return std::nullopt;
   }
   return out;
 }
@@ -571,17 +593,11 @@ std::optional<proto::transport_protocol> parse_protocol(std::string_view s) {
 
 std::optional<std::uint8_t> parse_days(std::string_view s) {
   std::uint8_t mask = 0;
-  if (trim(s).empty()) {
-    return std::nullopt;
-  }
-  while (true) {
-    auto comma = s.find(',');
-    auto item = trim(s.substr(0, comma));
-    auto dash = item.find('-');
-    auto first = parse_day(item.substr(0, dash));
-    auto last = dash == std::string_view::npos ? first : parse_day(item.substr(dash + 1));
+  bool ok = for_each_range_item(s, [&](std::string_view a, std::string_view b) {
+    auto first = parse_day(a);
+    auto last = parse_day(b);
     if (!first || !last) {
-      return std::nullopt;
+      return false;
     }
     // Ranges wrap: fri-mon = fri, sat, sun, mon.
     for (unsigned d = *first;; d = (d + 1) % 7) {
@@ -590,10 +606,10 @@ std::optional<std::uint8_t> parse_days(std::string_view s) {
         break;
       }
     }
-    if (comma == std::string_view::npos) {
-      break;
-    }
-    s.remove_prefix(comma + 1);
+    return true;
+  });
+  if (!ok) {
+    return std::nullopt;
   }
   return mask;
 }
