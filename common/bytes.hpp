@@ -76,6 +76,28 @@ public:
 
   boost::asio::const_buffer buffer() const noexcept { return {data(), size()}; }
 
+  // Adds `tail` after the data: an empty buffer simply becomes `tail` (no copy); otherwise
+  // the bytes go into the spare room when they fit, else both move into a new buffer of at
+  // least `min_capacity` bytes. For parsers that wait for a whole unit (a record, a
+  // datagram) that arrived in pieces.
+  void append(bytes tail, std::size_t min_capacity = 0) {
+    if (empty()) {
+      *this = std::move(tail);
+      return;
+    }
+    if (auto room = prepare(); room.size() >= tail.size()) {
+      std::memcpy(room.data(), tail.data(), tail.size());
+      commit(tail.size());
+      return;
+    }
+    auto total = size() + tail.size();
+    bytes joined(total > min_capacity ? total : min_capacity);
+    std::memcpy(joined.data(), data(), size());
+    std::memcpy(joined.data() + size(), tail.data(), tail.size());
+    joined.commit(total);
+    *this = std::move(joined);
+  }
+
 private:
   std::unique_ptr<std::byte[]> data_;
   std::size_t capacity_ = 0;

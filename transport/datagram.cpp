@@ -45,15 +45,7 @@ awaitable<result<std::optional<bytes>>> datagram_reader::next() {
       }
       co_return std::optional<bytes>();
     }
-    if (buf_.empty()) {
-      buf_ = std::move(*r);
-    } else {
-      bytes joined(buf_.size() + r->size());
-      std::memcpy(joined.data(), buf_.data(), buf_.size());
-      std::memcpy(joined.data() + buf_.size(), r->data(), r->size());
-      joined.commit(buf_.size() + r->size());
-      buf_ = std::move(joined);
-    }
+    buf_.append(std::move(*r));
   }
 }
 

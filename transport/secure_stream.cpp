@@ -1,6 +1,5 @@
 #include "transport/secure_stream.hpp"
 
-#include <cstring>
 
 #include "transport/relay.hpp"
 
@@ -66,7 +65,8 @@ public:
       if (r->empty()) {
         co_return integrity_failure("the stream ended without the final record (truncated on the way)");
       }
-      append(std::move(*r));
+      // A record split over chunks is joined into one buffer large enough for the record.
+      pending_.append(std::move(*r), opener_.needed());
     }
   }
 
@@ -145,26 +145,6 @@ private:
       inner_->reset(errc::e2e_failed, message_);
     }
     return fail(errc::e2e_failed);
-  }
-
-  // Adds a chunk from the inner stream to what is waiting to be opened.
-  void append(bytes chunk) {
-    if (pending_.empty()) {
-      pending_ = std::move(chunk);
-      return;
-    }
-    // A record split over chunks: join into one buffer large enough for the record.
-    if (auto room = pending_.prepare(); room.size() >= chunk.size()) {
-      std::memcpy(room.data(), chunk.data(), chunk.size());
-      pending_.commit(chunk.size());
-      return;
-    }
-    auto want = std::max(pending_.size() + chunk.size(), opener_.needed());
-    bytes joined(want);
-    std::memcpy(joined.data(), pending_.data(), pending_.size());
-    std::memcpy(joined.data() + pending_.size(), chunk.data(), chunk.size());
-    joined.commit(pending_.size() + chunk.size());
-    pending_ = std::move(joined);
   }
 
   std::unique_ptr<stream> inner_;
