@@ -92,6 +92,23 @@ acl::decision agent::judge(const asker& who, const proto::target& t, std::string
   return d;
 }
 
+std::expected<std::shared_ptr<const acl::policy>, std::string> agent::client_policy(const std::string& json) {
+  if (auto it = client_policies_.find(json); it != client_policies_.end()) {
+    return it->second;
+  }
+  auto p = acl::policy_from_json(json);
+  if (!p) {
+    return std::unexpected(p.error());
+  }
+  constexpr std::size_t max_cached = 64;  // distinct client policies kept parsed
+  if (client_policies_.size() >= max_cached) {
+    client_policies_.clear();
+  }
+  auto shared = std::make_shared<const acl::policy>(std::move(*p));
+  client_policies_.emplace(json, shared);
+  return shared;
+}
+
 awaitable<agent::resolution> agent::resolve(const asker& who, const proto::target& t) {
   resolution out;
   auto refuse = [&out](errc code, std::string msg) {
@@ -220,7 +237,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
   who.client = client_name(req.peer);
   who.groups = req.groups;
   if (!req.policy.empty()) {
-    auto p = acl::policy_from_json(req.policy);
+    auto p = client_policy(req.policy);
     if (!p) {
       refuse(errc::denied, "the client's token policy cannot be read: " + p.error());
       co_return;
@@ -229,6 +246,10 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
   }
   auto where = describe_target(dest) + (sec ? " (e2e)" : "");
   auto started = clock::now();
+  auto refused = [&](std::string_view kind, errc code, const std::string& msg) {
+    spdlog::info("{} {} from {} to {} refused: {}: {}", kind, in->id(), who_text, where, describe(code), msg);
+    refuse(code, msg);
+  };
 
   if (dest.protocol == proto::transport_protocol::udp) {
     if (udp_flows_ >= cfg_.udp.max_flows) {
@@ -237,8 +258,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     }
     auto r = co_await resolve(who, dest);
     if (r.code != errc::ok) {
-      spdlog::info("flow {} from {} to {} refused: {}: {}", in->id(), who_text, where, describe(r.code), r.message);
-      refuse(r.code, r.message);
+      refused("flow", r.code, r.message);
       co_return;
     }
     udp::endpoint target(r.addresses.front(), dest.port);
@@ -260,8 +280,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
 
   auto d = co_await dial(who, dest);
   if (d.code != errc::ok) {
-    spdlog::info("stream {} from {} to {} refused: {}: {}", in->id(), who_text, where, describe(d.code), d.message);
-    refuse(d.code, d.message);
+    refused("stream", d.code, d.message);
     co_return;
   }
   auto s = accept();

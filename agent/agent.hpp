@@ -10,6 +10,8 @@
 
 #include <utility>
 
+#include <expected>
+#include <map>
 #include <memory>
 
 #include <boost/asio/io_context.hpp>
@@ -38,7 +40,7 @@ public:
   struct asker {
     std::string client;                 // token name
     std::vector<std::string> groups;
-    std::optional<acl::policy> policy;  // the client's token policy, if it has one
+    std::shared_ptr<const acl::policy> policy;  // the client's token policy, if it has one
   };
 
 private:
@@ -54,6 +56,9 @@ private:
   acl::decision judge(const asker& who, const proto::target& t, std::string_view name,
                       const boost::asio::ip::address& a) const;
   awaitable<resolution> resolve(const asker& who, const proto::target& t);
+  // The parsed form of a client's token policy (JSON from the gateway), parsed once per
+  // distinct policy rather than on every stream; an error text when it cannot be read.
+  std::expected<std::shared_ptr<const acl::policy>, std::string> client_policy(const std::string& json);
 
   struct dial_outcome {
     boost::asio::ip::tcp::socket socket;
@@ -69,6 +74,7 @@ private:
   std::optional<e2e::key> psk_;
   transport::link link_;
   std::size_t udp_flows_ = 0;
+  std::map<std::string, std::shared_ptr<const acl::policy>> client_policies_;  // bounded cache
 };
 
 }  // namespace nl::agent

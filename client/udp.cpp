@@ -32,6 +32,27 @@ std::string text(const proto::target& t) { return "udp:" + host_port{t.host, t.p
 
 std::string endpoint_text(const udp::endpoint& e) { return host_port{e.address().to_string(), e.port()}.to_string(); }
 
+// The address a forward (-L or -U) binds to; says why and gives nullopt when it is not an IP.
+std::optional<asio::ip::address> bind_address(const config::forward_spec& spec) {
+  error_code ec;
+  auto addr = asio::ip::make_address(spec.bind, ec);
+  if (ec) {
+    std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
+    return std::nullopt;
+  }
+  return addr;
+}
+
+// Where a forward's connections or datagrams go. A plain function: the target is then not
+// brace-initialised in a coroutine frame (g++ 12, see mux_session.cpp).
+proto::target forward_target(const config::forward_spec& spec, proto::transport_protocol protocol) {
+  proto::target dest;
+  dest.host = spec.host;
+  dest.port = spec.host_port;
+  dest.protocol = protocol;
+  return dest;
+}
+
 }  // namespace
 
 // One local UDP socket and its flows.
@@ -237,34 +258,29 @@ private:
 awaitable<int> client::forward(std::string agent, std::vector<config::forward_spec> specs,
                                std::vector<config::forward_spec> udp_specs) {
   for (auto& spec : specs) {
-    error_code ec;
-    auto addr = asio::ip::make_address(spec.bind, ec);
-    if (ec) {
-      std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
+    auto addr = bind_address(spec);
+    if (!addr) {
       co_return 2;
     }
-    auto* acc = listen_on(addr, spec.port);
+    auto* acc = listen_on(*addr, spec.port);
     if (!acc) {
       co_return 1;
     }
     auto local = acc->local_endpoint();
     spdlog::info("forward listening on {} -> {} via {}", host_port{local.address().to_string(), local.port()}.to_string(),
                  host_port{spec.host, spec.host_port}.to_string(), agent);
-    proto::target dest;  // assigned, not brace-initialised: g++ 12 coroutine frames (see mux)
-    dest.host = spec.host;
-    dest.port = spec.host_port;
+    auto dest = forward_target(spec, proto::transport_protocol::tcp);
     serve_acceptor(*acc, [this, agent, dest](tcp::socket sock) { return forward_one(std::move(sock), agent, dest); });
   }
   std::vector<std::shared_ptr<udp_front>> fronts;
   for (auto& spec : udp_specs) {
-    error_code ec;
-    auto addr = asio::ip::make_address(spec.bind, ec);
-    if (ec) {
-      std::cerr << "nl-client: forward bind address '" << spec.bind << "' is not an IP address\n";
+    auto addr = bind_address(spec);
+    if (!addr) {
       co_return 2;
     }
+    error_code ec;
     udp::socket sock(io_);
-    udp::endpoint ep(addr, spec.port);
+    udp::endpoint ep(*addr, spec.port);
     sock.open(ep.protocol(), ec);
     if (!ec) sock.bind(ep, ec);
     if (ec) {
@@ -277,11 +293,7 @@ awaitable<int> client::forward(std::string agent, std::vector<config::forward_sp
     spdlog::info("forward listening on udp {} -> {} via {}", endpoint_text(local),
                  host_port{spec.host, spec.host_port}.to_string(), agent);
     auto f = std::make_shared<udp_front>(*this, std::move(sock), agent, udp_front::mode::forward);
-    proto::target dest;
-    dest.host = spec.host;
-    dest.port = spec.host_port;
-    dest.protocol = proto::transport_protocol::udp;
-    f->set_destination(dest);
+    f->set_destination(forward_target(spec, proto::transport_protocol::udp));
     asio::co_spawn(io_, f->run(), asio::detached);
     fronts.push_back(f);
   }

@@ -248,9 +248,7 @@ std::optional<std::string> check_client_policy(const gateway::client_context& c,
   acl::query q;
   q.port = dest.port;
   q.protocol = dest.protocol;
-  auto slash = c.id.find('/');
-  auto name = slash == std::string::npos ? std::string_view(c.id) : std::string_view(c.id).substr(slash + 1);
-  q.client = name;
+  q.client = c.name;
   q.groups = c.groups;
   q.now = std::chrono::system_clock::now();
   if (auto a = acl::parse_ip_literal(dest.host)) {
@@ -268,6 +266,7 @@ std::optional<std::string> check_client_policy(const gateway::client_context& c,
 std::shared_ptr<const gateway::client_context> gateway::make_client_context(const token::claims& c) {
   auto ctx = std::make_shared<client_context>();
   ctx->id = identity(c);
+  ctx->name = c.name;
   ctx->groups = c.groups;
   ctx->policy_json = c.policy_json;
   if (!c.policy_json.empty()) {

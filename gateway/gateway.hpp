@@ -47,6 +47,7 @@ public:
   // A client session's identity and token policy, shared by its streams.
   struct client_context {
     std::string id;                     // "tenant/name"
+    std::string name;                   // the token's name, for client rules
     std::vector<std::string> groups;
     std::string policy_json;            // forwarded to agents ("" = none)
     std::optional<acl::policy> policy;  // parsed, for the gateway's own check
