@@ -21,7 +21,7 @@ done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
-targets=(${NL_FUZZ_TARGETS:-fuzz_frame fuzz_socks5 fuzz_http_connect fuzz_token fuzz_config fuzz_e2e})
+targets=(${NL_FUZZ_TARGETS:-fuzz_frame fuzz_socks5 fuzz_http_connect fuzz_token fuzz_config fuzz_e2e fuzz_packet fuzz_dns})
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DNL_FUZZ=ON -DNL_TESTS=OFF >/dev/null

@@ -1,0 +1,1 @@
+#include "netstack/nat.hpp"
