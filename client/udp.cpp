@@ -6,7 +6,6 @@
 // as a full UDP socket buffer would.
 #include <utility>
 
-#include <deque>
 #include <iostream>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -97,16 +96,11 @@ public:
 
 private:
   struct flow {
-    explicit flow(const asio::any_io_executor& ex) : ev(ex) {}
+    explicit flow(const asio::any_io_executor& ex) : dgrams(ex, flow_queue_bytes) {}
     std::string key;
     udp::endpoint src;
     proto::target dest;
-    std::deque<bytes> queue;
-    std::size_t queued = 0;
-    async_event ev;
-    std::unique_ptr<transport::stream> s;
-    clock::time_point last = clock::now();
-    bool ended = false;
+    transport::datagram_flow dgrams;
   };
 
   void on_datagram(const udp::endpoint& src, std::span<const std::byte> d) {
@@ -145,26 +139,11 @@ private:
       it = flows_.emplace(key, f).first;
       asio::co_spawn(sock_.get_executor(), run_flow(f), asio::detached);
     }
-    auto& f = *it->second;
-    if (f.queued + payload.size() > flow_queue_bytes) {
-      return;  // the agent side is slower than the sender: drop, as UDP does
-    }
-    f.last = clock::now();
-    f.queue.push_back(transport::frame_datagram(payload));
-    f.queued += payload.size();
-    f.ev.notify();
+    // False when the agent side is slower than the sender: the datagram is dropped, as UDP does.
+    it->second->dgrams.push(payload);
   }
 
-  void end_flow(flow& f, errc code, std::string_view why) {
-    if (f.ended) {
-      return;
-    }
-    f.ended = true;
-    if (f.s) {
-      f.s->reset(code, why);
-    }
-    f.ev.notify();
-  }
+  void end_flow(flow& f, errc code, std::string_view why) { f.dgrams.end(code, why); }
 
   void deliver(flow& f, std::span<const std::byte> payload) {
     error_code ec;
@@ -191,52 +170,18 @@ private:
       erase(f);
       co_return;
     }
-    if (f->ended) {
-      out.stream->reset(errc::aborted, "UDP association closed");
-      co_return;
-    }
-    f->s = std::move(out.stream);
     spdlog::debug("udp flow {} -> {} via {} open", endpoint_text(f->src), text(f->dest), agent_);
-    auto& s = *f->s;
-    asio::steady_timer idle(sock_.get_executor());
-    auto up = [&]() -> awaitable<void> {
-      while (!f->ended) {
-        if (f->queue.empty()) {
-          co_await f->ev.wait();
-          continue;
-        }
-        auto d = std::move(f->queue.front());
-        f->queue.pop_front();
-        f->queued -= d.size() - proto::datagram_header_size;
-        if (co_await s.write(std::move(d))) {
-          break;
-        }
-      }
-      end_flow(*f, errc::aborted, "flow closed");
-      idle.cancel();
-    };
-    auto down = [&]() -> awaitable<void> {
-      transport::datagram_reader rd(s);
-      for (;;) {
-        auto d = co_await rd.next();
-        if (!d || !*d) {
-          if (!d && d.error() != make_error_code(errc::timeout)) {
-            spdlog::debug("udp flow {} -> {} ended: {}{}", endpoint_text(f->src), text(f->dest),
-                          d.error().message(), s.error_message().empty() ? "" : ": " + s.error_message());
-          }
-          break;
-        }
-        f->last = clock::now();
-        deliver(*f, (*d)->span());
-      }
-      end_flow(*f, errc::aborted, "flow closed");
-      idle.cancel();
-    };
+    auto& s = *out.stream;  // owned by f->dgrams until f is erased
     const auto limit = c_.cfg_.udp.idle_timeout;
-    co_await when_both(when_both(up(), down()), expire_when_idle(idle, f->last, limit, f->ended, [&] {
-      spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest), limit.count());
-      end_flow(*f, errc::timeout, "UDP flow idle");
-    }));
+    auto why = co_await f->dgrams.run(
+        std::move(out.stream), [this, f](std::span<const std::byte> d) { deliver(*f, d); }, limit, [&] {
+          spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest),
+                        limit.count());
+        });
+    if (why && why != make_error_code(errc::timeout)) {
+      spdlog::debug("udp flow {} -> {} ended: {}{}", endpoint_text(f->src), text(f->dest), why.message(),
+                    s.error_message().empty() ? "" : ": " + s.error_message());
+    }
     erase(f);
   }
 

@@ -49,4 +49,71 @@ awaitable<result<std::optional<bytes>>> datagram_reader::next() {
   }
 }
 
+bool datagram_flow::push(std::span<const std::byte> payload) {
+  if (ended_ || queued_ + payload.size() > queue_limit_) {
+    return false;
+  }
+  last_ = clock::now();
+  queue_.push_back(frame_datagram(payload));
+  queued_ += payload.size();
+  ev_.notify();
+  return true;
+}
+
+void datagram_flow::end(errc code, std::string_view why) {
+  if (ended_) {
+    return;
+  }
+  ended_ = true;
+  if (s_) {
+    s_->reset(code, why);
+  }
+  ev_.notify();
+  idle_.cancel();
+}
+
+awaitable<error_code> datagram_flow::run(std::unique_ptr<stream> s, std::function<void(std::span<const std::byte>)> deliver,
+                                         clock::duration idle_timeout, std::function<void()> on_idle) {
+  if (ended_) {
+    s->reset(errc::aborted, "flow closed");
+    co_return error_code{};
+  }
+  s_ = std::move(s);
+  error_code why;
+  auto up = [&]() -> awaitable<void> {
+    while (!ended_) {
+      if (queue_.empty()) {
+        co_await ev_.wait();
+        continue;
+      }
+      auto d = std::move(queue_.front());
+      queue_.pop_front();
+      queued_ -= d.size() - proto::datagram_header_size;
+      if (auto ec = co_await s_->write(std::move(d))) {
+        if (!ended_) why = ec;
+        break;
+      }
+    }
+    end(errc::aborted, "flow closed");
+  };
+  auto down = [&]() -> awaitable<void> {
+    datagram_reader rd(*s_);
+    for (;;) {
+      auto d = co_await rd.next();
+      if (!d || !*d) {
+        if (!d && !ended_) why = d.error();
+        break;
+      }
+      last_ = clock::now();
+      deliver((*d)->span());
+    }
+    end(errc::aborted, "flow closed");
+  };
+  co_await when_both(when_both(up(), down()), expire_when_idle(idle_, last_, idle_timeout, ended_, [&] {
+    if (on_idle) on_idle();
+    end(errc::timeout, "UDP flow idle");
+  }));
+  co_return why;
+}
+
 }  // namespace nl::transport
