@@ -25,6 +25,14 @@
 
 namespace nl::client {
 
+struct tun_options {
+  std::string device = "nl0";
+  std::vector<std::string> routes;  // CIDR ranges to capture
+  bool default_route = false;       // capture everything (two /1 routes per family)
+  unsigned mtu = 1500;
+  bool fake_dns = true;             // answer A/AAAA to port 53 in the captured ranges with fake addresses
+};
+
 class client {
 public:
   client(boost::asio::io_context& io, config::client_config cfg, std::string token);
@@ -39,6 +47,7 @@ public:
   awaitable<int> forward(std::string agent, std::vector<config::forward_spec> specs,
                          std::vector<config::forward_spec> udp_specs);
   awaitable<int> socks(std::string agent, std::string listen);
+  awaitable<int> tun(std::string agent, tun_options o);  // needs root
 
   void stop();
 

@@ -45,11 +45,21 @@ int main(int argc, char** argv) {
   socks->add_option("--user", user, "require this SOCKS5 username (and HTTP Basic proxy auth)");
   socks->add_option("--pass", pass, "password for --user");
 
+  auto* tun = app.add_subcommand("tun", "capture routes into a TUN device: every TCP/UDP flow to them goes through the agent (root)");
+  nl::client::tun_options tun_opt;
+  tun->add_option("--agent", agent, "agent to go through");
+  tun->add_option("--route", tun_opt.routes, "CIDR range to capture, e.g. 192.168.1.0/24 or fd00::/64 (repeatable)");
+  tun->add_flag("--default-route", tun_opt.default_route, "capture everything (the gateway's own address bypasses the TUN)");
+  tun->add_option("--mtu", tun_opt.mtu, "TUN MTU (default 1500; 9000 is much faster on one machine)");
+  tun->add_option("--dev", tun_opt.device, "TUN device name (default nl0)");
+  bool no_fake_dns = false;
+  tun->add_flag("--no-fake-dns", no_fake_dns, "relay DNS queries as plain UDP instead of answering A/AAAA with fake addresses");
+
   std::vector<std::string> pins;
   std::string passphrase_file;
   app.add_option("--pin", pins, "AGENT=KEY: the agent's e2e public key (from `nl-agent key`); streams to it are end-to-end encrypted (repeatable)");
   app.add_option("--e2e-passphrase-file", passphrase_file, "file whose first line is the e2e passphrase shared with the agents");
-  for (auto* sub : {list, connect, forward, socks}) {
+  for (auto* sub : {list, connect, forward, socks, tun}) {
     sub->fallthrough();  // global options may follow the sub-command
   }
   if (auto rc = nl::config::parse_command_line(app, argc, argv)) {
@@ -162,6 +172,9 @@ int main(int argc, char** argv) {
     boost::asio::co_spawn(io, c.connect(cfg->agent, dest), done);
   } else if (forward->parsed()) {
     boost::asio::co_spawn(io, c.forward(cfg->agent, forwards, udp_forwards), done);
+  } else if (tun->parsed()) {
+    tun_opt.fake_dns = !no_fake_dns;
+    boost::asio::co_spawn(io, c.tun(cfg->agent, tun_opt), done);
   } else {
     boost::asio::co_spawn(io, c.socks(cfg->agent, cfg->socks_listen), done);
   }

@@ -53,8 +53,16 @@ for p in "${want[@]}"; do
   installed "$p" || missing+=("$p")
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+# lwIP's pristine source comes from Debian's source package (scripts/fetch-lwip.sh), which
+# needs a deb-src entry; add one for bookworm when apt knows no source for lwip.
+need_src=0
+if ! apt-cache showsrc lwip 2>/dev/null | grep -q '^Version: 2\.1\.3'; then
+  need_src=1
+fi
+
+[ ${#missing[@]} -eq 0 ] && [ $need_src = 0 ] && exit 0
 if [ $print_only = 1 ]; then
+  [ $need_src = 1 ] && echo "(deb-src entry for lwip)"
   printf '%s\n' "${missing[@]}"
   exit 1
 fi
@@ -65,10 +73,17 @@ if [ "$(id -u)" != 0 ]; then
   SUDO=(sudo)
 fi
 
-echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ $need_src = 1 ]; then
+  echo "deps.sh: adding a deb-src entry (Debian bookworm) for lwIP's source package" >&2
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+    "${SUDO[@]}" tee /etc/apt/sources.list.d/nl-deb-src.sources >/dev/null
+fi
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "deps.sh: installing ${missing[*]}" >&2
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
 still=()
 for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
