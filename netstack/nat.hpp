@@ -62,6 +62,8 @@ enum class nat_error {
 
 class nat_table {
 public:
+  // Throws std::invalid_argument if a prefix is outside its range. A family whose lwip_*
+  // address is not of that family (e.g. no IPv6 configured) has an empty pool.
   explicit nat_table(nat_config cfg);
 
   // Lookups; null when absent. Neither touches last_seen (call touch()).
@@ -69,7 +71,8 @@ public:
   nat_entry* find_fake(const ip_address& fake) noexcept;
   nat_entry* find_id(std::uint64_t id) noexcept;
 
-  // A new entry for k with a fresh fake source of k's family. k must not be present.
+  // A new entry for k with a fresh fake source of k's family. k must not be present (if it
+  // is, the existing entry is returned).
   // Fake addresses are allocated round-robin from the pool, skipping those in use, so a
   // just-freed address is reused as late as possible.
   std::expected<nat_entry*, nat_error> insert(const flow_key& k, nat_clock::time_point now);

@@ -68,7 +68,8 @@ std::uint16_t checksum_fold(std::uint32_t sum) noexcept;  // folds carries; retu
 // RFC 1624 eqn. 3: the checksum field after a 16-bit word changed from old_word to new_word.
 std::uint16_t checksum_adjust(std::uint16_t field, std::uint16_t old_word, std::uint16_t new_word) noexcept;
 // Verifies the TCP or UDP checksum of a parsed packet (pseudo-header included). A UDP over
-// IPv4 checksum of zero means "none" and verifies.
+// IPv4 checksum of zero means "none" and verifies (over IPv6 zero is invalid, RFC 8200 8.1);
+// UDP is checked over its length field's bytes.
 bool l4_checksum_ok(std::span<const std::byte> pkt, const packet_info& info) noexcept;
 
 // Rewrites source and destination address and port of a TCP or UDP packet in place and
@@ -80,18 +81,21 @@ bool rewrite(std::span<std::byte> pkt, packet_info& info, const ip_address& new_
              const ip_address& new_dst, std::uint16_t new_dport) noexcept;
 
 // Builders. Each writes one complete packet (IP header with TTL/hop limit 64, checksums
-// filled) into `out` and returns its length, or 0 if `out` is too small.
+// filled) into `out` and returns its length, or 0 if `out` is too small or the request
+// is invalid (mixed families, not TCP for a RST) or must not be answered (below).
 // A RST answering `to` (a TCP packet we received): from to.dst:dport to to.src:sport, with
 // seq/ack chosen per RFC 793 (ACK set when `to` had no ACK). Same IP version as `to`.
+// A RST is never answered with a RST (RFC 793): 0 when `to` has RST set.
 std::size_t build_tcp_rst(const packet_info& to, std::span<std::byte> out) noexcept;
 // A UDP datagram; src and dst must be the same family.
 std::size_t build_udp(const ip_address& src, std::uint16_t sport, const ip_address& dst, std::uint16_t dport,
                       std::span<const std::byte> payload, std::span<std::byte> out) noexcept;
 // ICMP (v4: type 3, v6: type 1) destination unreachable answering the packet `original`
-// (whose parse is `info`), from `from` (usually info.dst) to info.src; code is the ICMP
+// (whose parse is `info`), from info.dst to info.src; code is the ICMP
 // code (v4: 1 host, 3 port, 13 administratively prohibited; v6: 3 address, 4 port,
 // 1 administratively prohibited). Quotes as much of `original` as RFC 792/4443 allow
 // (v6: total <= 1280 bytes; v4: IP header + 8 bytes at least, we quote up to 548 bytes).
+// An ICMP error is never answered with one (RFC 1122 3.2.2, RFC 4443 2.4(e)): 0 then.
 std::size_t build_icmp_unreachable(const packet_info& info, std::span<const std::byte> original, std::uint8_t code,
                                    std::span<std::byte> out) noexcept;
 
