@@ -145,3 +145,104 @@ write("fuzz_token", "token_policy", jwt(hdr, p2) + "\n")
 write("fuzz_token", "signed_claims", hdr + "\n" + p1)
 write("fuzz_token", "signed_policy", hdr + "\n" + p2)
 write("fuzz_token", "secret", b64u(secret) + "\n")
+
+# --- IP packets as a TUN device hands them over (RFC 791/8200 headers, RFC 793/768/792/4443
+#     transports), with correct RFC 1071 checksums ---
+
+
+def inet_sum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def inet_checksum(b):
+    return ~inet_sum(b) & 0xFFFF
+
+
+def pseudo(src, dst, proto, length):
+    if len(src) == 4:
+        return src + dst + struct.pack(">BBH", 0, proto, length)
+    return src + dst + struct.pack(">IxxxB", length, proto)
+
+
+def with_l4_checksum(src, dst, proto, seg, at):
+    c = inet_checksum(pseudo(src, dst, proto, len(seg)) + seg)
+    if proto == 17 and c == 0:
+        c = 0xFFFF
+    return seg[:at] + struct.pack(">H", c) + seg[at + 2:]
+
+
+def ip4(src, dst, proto, l4, options=b""):
+    ihl = 5 + len(options) // 4
+    h = struct.pack(">BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(l4), 0x1C46, 0x4000, 64, proto, 0, src, dst) + options
+    return h[:10] + struct.pack(">H", inet_checksum(h)) + h[12:] + l4
+
+
+def ip6(src, dst, proto, l4, ext=()):
+    """ext: (type, body) pairs; each body is padded so the header is a multiple of 8 bytes."""
+    chain = b""
+    types = [t for t, _ in ext] + [proto]
+    for i, (_, body) in enumerate(ext):
+        hdr = bytes([types[i + 1], 0]) + body
+        hdr += bytes(-len(hdr) % 8)
+        chain += bytes([hdr[0], len(hdr) // 8 - 1]) + hdr[2:]
+    payload = chain + l4
+    return struct.pack(">IHBB16s16s", 0x60000000, len(payload), types[0], 64, src, dst) + payload
+
+
+def tcp(src, dst, sport, dport, seq, ack, flags, payload=b"", options=b""):
+    off = (20 + len(options)) // 4
+    seg = struct.pack(">HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 64240, 0, 0) + options + payload
+    return with_l4_checksum(src, dst, 6, seg, 16)
+
+
+def udp(src, dst, sport, dport, payload):
+    seg = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return with_l4_checksum(src, dst, 17, seg, 6)
+
+
+def icmp4(typ, code, rest):
+    msg = bytes([typ, code, 0, 0]) + rest
+    return msg[:2] + struct.pack(">H", inet_checksum(msg)) + msg[4:]
+
+
+def icmp6(src, dst, typ, code, rest):
+    return with_l4_checksum(src, dst, 58, bytes([typ, code, 0, 0]) + rest, 2)
+
+
+a4, b4 = bytes([10, 0, 0, 2]), bytes([93, 184, 216, 34])
+a6 = bytes.fromhex("fd000000000000000000000000000002")
+b6 = bytes.fromhex("20010db8000000000000000000000034")
+# MSS 1460, SACK permitted, timestamps, NOP, window scale 7 (a Linux SYN's options)
+syn_opts = bytes.fromhex("020405b40402080a0001e2400000000001030307")
+syn4 = ip4(a4, b4, 6, tcp(a4, b4, 40000, 443, 0x1234ABCD, 0, 0x02, options=syn_opts))
+packets = {
+    "tcp4_syn": syn4,
+    "tcp4_data": ip4(a4, b4, 6, tcp(a4, b4, 40000, 443, 1001, 77, 0x18, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")),
+    "tcp4_fin_ack": ip4(a4, b4, 6, tcp(a4, b4, 40000, 443, 2000, 78, 0x11)),
+    "tcp4_rst": ip4(b4, a4, 6, tcp(b4, a4, 443, 40000, 78, 0, 0x04)),
+    "udp4_dns": ip4(a4, bytes([198, 18, 0, 53]), 17, udp(a4, bytes([198, 18, 0, 53]), 5353, 53, dns_query)),
+    "udp4_no_checksum": ip4(a4, b4, 17, struct.pack(">HHHH", 1000, 2000, 12, 0) + b"ping"),
+    "udp4_options_padding": ip4(a4, b4, 17, udp(a4, b4, 1, 2, b"x"), options=bytes([1, 1, 1, 0])) + bytes(6),
+    "icmp4_echo": ip4(a4, b4, 1, icmp4(8, 0, struct.pack(">HH", 1, 1) + b"abcdefgh")),
+    "icmp4_unreachable": ip4(b4, a4, 1, icmp4(3, 3, bytes(4) + syn4[:28])),
+    "tcp6_syn": ip6(a6, b6, 6, tcp(a6, b6, 50000, 22, 1, 0, 0x02, options=syn_opts)),
+    "tcp6_ack_ext": ip6(a6, b6, 6, tcp(a6, b6, 50000, 22, 2, 3, 0x10, b"SSH-2.0"),
+                        ext=[(0, bytes([1, 4, 0, 0, 0, 0])), (60, bytes([1, 4, 0, 0, 0, 0]))]),
+    "udp6_quic": ip6(a6, b6, 17, udp(a6, b6, 50001, 443, bytes([0xC3]) + bytes(40))),
+    "udp6_routing": ip6(a6, b6, 17, udp(a6, b6, 1, 2, b"r"), ext=[(43, bytes([0, 0, 0, 0, 0, 0]))]),
+    "icmp6_echo": ip6(a6, b6, 58, icmp6(a6, b6, 128, 0, struct.pack(">HH", 7, 1) + b"ping")),
+    "icmp6_unreachable": ip6(b6, a6, 58, icmp6(b6, a6, 1, 4, bytes(4) + ip6(a6, b6, 17, udp(a6, b6, 1, 2, b"q")))),
+    "frag6": ip6(a6, b6, 17, udp(a6, b6, 1, 2, b"f"), ext=[(44, bytes(6))]),
+}
+frag4 = bytearray(ip4(a4, b4, 17, udp(a4, b4, 1, 2, b"frag")))
+frag4[6:8] = struct.pack(">H", 0x2000)  # MF
+frag4[10:12] = b"\0\0"
+frag4[10:12] = struct.pack(">H", inet_checksum(bytes(frag4[:20])))
+packets["frag4"] = bytes(frag4)
+for name, data in packets.items():
+    write("fuzz_packet", name, data)
