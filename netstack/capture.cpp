@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <random>
+#include <tuple>
 #include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
@@ -100,7 +101,7 @@ struct capture::impl : std::enable_shared_from_this<capture::impl> {
         open(std::move(op)),
         output(std::move(out)),
         nat(nat_config{opt.lwip_v4, opt.lwip_v4_prefix, opt.lwip_v6, opt.lwip_v6_prefix, opt.max_tcp_flows,
-                       opt.tcp_idle_timeout, std::chrono::seconds(15)}),
+                       opt.tcp_idle_timeout, opt.nat_linger}),
         fake(opt.dns_v4, opt.dns_v4_prefix, opt.dns_v6, opt.dns_v6_prefix, 65536),
         lwip_timer(ex),
         sweep_timer(ex) {}
@@ -137,6 +138,7 @@ struct capture::impl : std::enable_shared_from_this<capture::impl> {
   std::unordered_map<flow_key, std::shared_ptr<udp_flow>, flow_key_hash> udp;
   std::vector<std::byte> outbuf;
   capture_stats counters;
+  std::tuple<std::size_t, std::size_t, std::size_t> last_logged{};
   bool stopped = false;
 };
 
@@ -487,6 +489,12 @@ void capture::impl::arm_sweep_timer() {
         f->kill(errc::timeout, "idle");
         self->tcp.erase(it);
       }
+    }
+    // For operators and the tests: the flow table as it changes.
+    auto st = std::make_tuple(self->nat.size(), self->tcp.size(), self->udp.size());
+    if (st != self->last_logged) {
+      self->last_logged = st;
+      spdlog::debug("tun flows: tcp {} (active {}), udp {}", std::get<0>(st), std::get<1>(st), std::get<2>(st));
     }
     self->arm_sweep_timer();
   });

@@ -52,6 +52,9 @@ struct capture_options {
   std::size_t max_udp_flows = 1024;
   std::chrono::milliseconds udp_idle_timeout{60'000};
   std::chrono::seconds tcp_idle_timeout{7200};
+  // How long a closed flow's NAT mapping stays: longer than lwIP's TIME_WAIT (2 x TCP_MSL =
+  // 1 s, lwipopts.h), so the app's last retransmitted FIN or ACK still finds its flow.
+  std::chrono::seconds nat_linger{3};
 };
 
 struct capture_stats {
