@@ -8,6 +8,9 @@ each sub-command prints one JSON line with what it saw, for the test to judge.
   probe.py download HOST PORT BYTES asks the source server for BYTES, hashes them
   probe.py connect HOST PORT        tries one connection: "ok" or the errno name
   probe.py udp HOST PORT COUNT      COUNT datagrams to an echo server, one at a time
+  probe.py push HOST PORT BYTES [SOCKSPORT]  benchmark: send BYTES, half-close, wait for EOF
+  probe.py pull HOST PORT BYTES [SOCKSPORT]  benchmark: read BYTES, close
+(with SOCKSPORT the connection goes through a SOCKS5 proxy on 127.0.0.1)
 """
 import errno
 import hashlib
@@ -114,6 +117,53 @@ def udp(host, port, count):
     return {"echoed": echoed, "count": count}
 
 
+def bench_conn(host, port, socks_port):
+    if not socks_port:
+        return conn(host, port)
+    s = conn("127.0.0.1", socks_port)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    fam = 4 if ":" in host else 1
+    s.sendall(b"\x05\x01\x00" + bytes([fam]) + socket.inet_pton(socket.AF_INET6 if fam == 4 else socket.AF_INET, host)
+              + port.to_bytes(2, "big"))
+    rep = s.recv(4)
+    assert rep[1] == 0, f"SOCKS reply {rep[1]}"
+    s.recv(16 if rep[3] == 4 else 4)
+    s.recv(2)
+    return s
+
+
+def push(host, port, n, socks_port=0):
+    s = bench_conn(host, port, socks_port)
+    block = memoryview(bytes(1 << 20))
+    t = time.monotonic()
+    left = n
+    while left:
+        k = min(left, len(block))
+        s.sendall(block[:k])
+        left -= k
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    dt = time.monotonic() - t
+    return {"bytes": n, "seconds": dt, "mbps": n / dt / 1e6}
+
+
+def pull(host, port, n, socks_port=0):
+    s = bench_conn(host, port, socks_port)
+    buf = bytearray(1 << 20)
+    t = time.monotonic()
+    got = 0
+    while got < n:
+        k = s.recv_into(buf, min(len(buf), n - got))
+        if not k:
+            break
+        got += k
+    dt = time.monotonic() - t
+    s.close()
+    return {"bytes": got, "seconds": dt, "mbps": got / dt / 1e6}
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "flows":
@@ -124,6 +174,9 @@ def main():
         r = download(args[0], int(args[1]), int(args[2]))
     elif cmd == "connect":
         r = try_connect(args[0], int(args[1]))
+    elif cmd in ("push", "pull"):
+        f = push if cmd == "push" else pull
+        r = f(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 0)
     elif cmd == "udp":
         r = udp(args[0], int(args[1]), int(args[2]))
     else:
