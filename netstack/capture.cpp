@@ -48,6 +48,9 @@ void nl_lwip_assert(const char* msg, const char* file, int line) {
   spdlog::critical("lwIP assertion failed at {}:{}: {}", file, line, msg);
   std::abort();
 }
+uint16_t nl_lwip_chksum(const void* data, int len) {
+  return nl::netstack::checksum_native(std::span(static_cast<const std::byte*>(data), static_cast<std::size_t>(len)));
+}
 uint32_t nl_lwip_rand(void) {
   static std::mt19937 gen{std::random_device{}()};
   return gen();

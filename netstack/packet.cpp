@@ -1,5 +1,7 @@
 #include "netstack/packet.hpp"
 
+#include <bit>
+
 #include <algorithm>
 #include <cstring>
 
@@ -245,15 +247,48 @@ std::expected<packet_info, parse_error> parse(std::span<const std::byte> pkt) no
   }
 }
 
+// RFC 1071 sums are byte-order independent: summing native 32-bit words into a 64-bit
+// accumulator and folding gives the sum in host order, byte-swapped once at the end on a
+// little-endian host. Eight bytes per step instead of two.
+std::uint16_t checksum_native(std::span<const std::byte> data) noexcept {
+  std::uint64_t acc = 0;
+  const std::byte* p = data.data();
+  std::size_t n = data.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    acc += (w & 0xffffffffu) + (w >> 32);
+  }
+  if (n >= 4) {
+    std::uint32_t w;
+    std::memcpy(&w, p, 4);
+    acc += w;
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    std::uint16_t w;
+    std::memcpy(&w, p, 2);
+    acc += w;
+    p += 2;
+    n -= 2;
+  }
+  if (n) {
+    std::uint16_t w = 0;
+    std::memcpy(&w, p, 1);  // an odd last byte is padded with zero (in memory order)
+    acc += w;
+  }
+  while (acc >> 16) {
+    acc = (acc & 0xffff) + (acc >> 16);
+  }
+  return static_cast<std::uint16_t>(acc);
+}
+
 std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> data) noexcept {
-  std::uint64_t acc = sum;
-  std::size_t i = 0;
-  for (; i + 1 < data.size(); i += 2) {
-    acc += get16(data, i);
-  }
-  if (i < data.size()) {
-    acc += std::uint64_t{get8(data, i)} << 8;  // an odd last byte is padded with zero
-  }
+  std::uint16_t native = checksum_native(data);
+  std::uint32_t be = std::endian::native == std::endian::little ? static_cast<std::uint16_t>((native >> 8) | (native << 8))
+                                                                  : native;
+  std::uint64_t acc = std::uint64_t{sum} + be;
   while (acc >> 16) {
     acc = (acc & 0xffff) + (acc >> 16);
   }

@@ -64,6 +64,8 @@ std::expected<packet_info, parse_error> parse(std::span<const std::byte> pkt) no
 
 // The Internet checksum (RFC 1071) of data, folded, NOT complemented, starting from `sum`.
 std::uint32_t checksum_add(std::uint32_t sum, std::span<const std::byte> data) noexcept;
+// The same sum in host byte order (what lwIP's LWIP_CHKSUM returns), for the lwIP glue.
+std::uint16_t checksum_native(std::span<const std::byte> data) noexcept;
 std::uint16_t checksum_fold(std::uint32_t sum) noexcept;  // folds carries; returns ~sum & 0xffff
 // RFC 1624 eqn. 3: the checksum field after a 16-bit word changed from old_word to new_word.
 std::uint16_t checksum_adjust(std::uint16_t field, std::uint16_t old_word, std::uint16_t new_word) noexcept;

@@ -13,6 +13,9 @@ extern "C" {
 void nl_lwip_diag(const char* fmt, ...);
 void nl_lwip_assert(const char* msg, const char* file, int line);
 uint32_t nl_lwip_rand(void);
+/* The Internet checksum, host order, not complemented (netstack/packet.cpp's, 8 bytes per
+ * step; lwIP's own sums 2). */
+uint16_t nl_lwip_chksum(const void* data, int len);
 #ifdef __cplusplus
 }
 #endif
@@ -20,6 +23,7 @@ uint32_t nl_lwip_rand(void);
 #define LWIP_PLATFORM_DIAG(x) do { nl_lwip_diag x; } while (0)
 #define LWIP_PLATFORM_ASSERT(x) nl_lwip_assert((x), __FILE__, __LINE__)
 #define LWIP_RAND() (nl_lwip_rand())
+#define LWIP_CHKSUM nl_lwip_chksum
 #define LWIP_NO_STDINT_H 0
 #define LWIP_NO_INTTYPES_H 0
 #define LWIP_ERRNO_STDINCLUDE 1
