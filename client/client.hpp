@@ -31,6 +31,7 @@ struct tun_options {
   bool default_route = false;       // capture everything (two /1 routes per family)
   unsigned mtu = 1500;
   bool fake_dns = true;             // answer A/AAAA to port 53 in the captured ranges with fake addresses
+  bool offload = true;              // TUN segmentation offload (64 KiB reads and writes) when the kernel has it
 };
 
 class client {

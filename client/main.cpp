@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   tun->add_flag("--default-route", tun_opt.default_route, "capture everything (the gateway's own address bypasses the TUN)");
   tun->add_option("--mtu", tun_opt.mtu, "TUN MTU (default 1500; 9000 is much faster on one machine)");
   tun->add_option("--dev", tun_opt.device, "TUN device name (default nl0)");
-  bool no_fake_dns = false;
+  bool no_fake_dns = false, no_offload = false;
+  tun->add_flag("--no-offload", no_offload, "one packet per TUN read/write (no TSO/GSO super-packets)");
   tun->add_flag("--no-fake-dns", no_fake_dns, "relay DNS queries as plain UDP instead of answering A/AAAA with fake addresses");
 
   std::vector<std::string> pins;
@@ -174,6 +175,7 @@ int main(int argc, char** argv) {
     boost::asio::co_spawn(io, c.forward(cfg->agent, forwards, udp_forwards), done);
   } else if (tun->parsed()) {
     tun_opt.fake_dns = !no_fake_dns;
+    tun_opt.offload = !no_offload;
     boost::asio::co_spawn(io, c.tun(cfg->agent, tun_opt), done);
   } else {
     boost::asio::co_spawn(io, c.socks(cfg->agent, cfg->socks_listen), done);

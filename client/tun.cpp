@@ -52,7 +52,7 @@ awaitable<int> client::tun(std::string agent, tun_options o) {
     std::cerr << "nl-client: --mtu must be 1280..65535\n";
     co_return 2;
   }
-  auto dev = netstack::tun_device::open(io_.get_executor(), o.device);
+  auto dev = netstack::tun_device::open(io_.get_executor(), o.device, o.offload);
   if (!dev) {
     std::cerr << "nl-client: " << dev.error() << "\n";
     co_return 1;
@@ -114,6 +114,7 @@ awaitable<int> client::tun(std::string agent, tun_options o) {
   netstack::capture_options copt;
   copt.mtu = o.mtu;
   copt.fake_dns = o.fake_dns;
+  copt.gso = dev->offload();
   copt.max_udp_flows = cfg_.udp.max_flows;
   copt.udp_idle_timeout = cfg_.udp.idle_timeout;
   auto& device = *dev;
@@ -121,11 +122,11 @@ awaitable<int> client::tun(std::string agent, tun_options o) {
       // A coroutine lambda: `d` then lives in the coroutine frame (open() takes references).
       io_.get_executor(), copt,
       [this, agent](proto::target d) -> awaitable<transport::open_outcome> { co_return co_await open(agent, d); },
-      [&device](std::span<const std::byte> p) { device.write(p); });
+      [&device](std::span<const std::byte> p, const netstack::gso_request& g) { device.write(p, g); });
   start_link();
   asio::co_spawn(io_, device.run([&cap](std::span<std::byte> p) { cap.input(p); }, o.mtu), asio::detached);
-  spdlog::info("tun {} up (mtu {}): capturing {}{} via agent {}; ready (Ctrl-C to stop and restore routes)", name,
-               o.mtu, fmt::join(captured, ", "), o.fake_dns ? " and DNS to port 53 there" : "", agent);
+  spdlog::info("tun {} up (mtu {}{}): capturing {}{} via agent {}; ready (Ctrl-C to stop and restore routes)", name,
+               o.mtu, dev->offload() ? ", segmentation offload" : "", fmt::join(captured, ", "), o.fake_dns ? " and DNS to port 53 there" : "", agent);
   int rc = co_await serve_forever();
   auto st = cap.stats();
   cap.stop();

@@ -117,9 +117,9 @@ struct capture::impl : std::enable_shared_from_this<capture::impl> {
   void udp_input(std::span<std::byte> pkt, packet_info& info);
   void to_lwip(std::span<std::byte> pkt, packet_info& info, const nat_entry& e);
   err_t from_lwip(pbuf* p);
-  void emit(std::span<const std::byte> pkt) {
+  void emit(std::span<const std::byte> pkt, const gso_request& gso = {}) {
     ++counters.packets_out;
-    output(pkt);
+    output(pkt, gso);
   }
   // Tells the app its connect failed, in the way that matches the agent's answer.
   void refuse(std::span<const std::byte> syn, errc why);
@@ -434,7 +434,8 @@ void capture::impl::start() {
   ip4_addr_set_any(&gw);
   netif_add(&nif, &addr, &mask, &gw, this, [](netif* n) -> err_t {
     auto* self = static_cast<impl*>(n->state);
-    n->mtu = static_cast<u16_t>(self->opt.mtu);
+    // With offload lwIP may send up to TCP_MSS per segment; the kernel cuts them to the MTU.
+    n->mtu = static_cast<u16_t>(self->opt.gso ? 65535 : self->opt.mtu);
     n->output = [](netif* nn, pbuf* p, const ip4_addr_t*) { return static_cast<impl*>(nn->state)->from_lwip(p); };
     n->output_ip6 = [](netif* nn, pbuf* p, const ip6_addr_t*) { return static_cast<impl*>(nn->state)->from_lwip(p); };
     n->name[0] = 'n';
@@ -633,6 +634,9 @@ void capture::impl::tcp_input(std::span<std::byte> pkt, packet_info& info) {
 void capture::impl::to_lwip(std::span<std::byte> pkt, packet_info& info, const nat_entry& e) {
   const auto& self_addr = info.version == 4 ? opt.lwip_v4 : opt.lwip_v6;
   if (!rewrite(pkt, info, e.fake, info.sport, self_addr, listen_port)) return;
+  if (opt.gso && (info.tcp_flags & tcpflag::syn)) {
+    set_tcp_mss(pkt, info, 65475);  // lwIP caps it at TCP_MSS; the kernel segments to the MTU
+  }
   auto* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(info.total_length), PBUF_RAM);
   if (!p) {
     ++counters.dropped;
@@ -652,7 +656,19 @@ err_t capture::impl::from_lwip(pbuf* p) {
   auto* e = nat.find_fake(info->dst);
   if (!e) return ERR_OK;
   rewrite(pkt, *info, e->orig.dst, e->orig.dport, e->orig.src, e->orig.sport);
-  emit(pkt);
+  gso_request gso;
+  std::size_t mss = opt.mtu - (info->version == 4 ? 40 : 60);
+  if (opt.gso && info->payload_length > mss) {
+    gso.size = static_cast<std::uint16_t>(mss);
+    gso.header_length = static_cast<std::uint16_t>(info->payload_offset);
+    gso.l4_offset = static_cast<std::uint16_t>(info->l4_offset);
+    gso.v6 = info->version == 6;
+    auto partial = pseudo_header_partial(*info);
+    auto field = info->l4_offset + 16;
+    pkt[field] = std::byte(partial >> 8);
+    pkt[field + 1] = std::byte(partial & 0xff);
+  }
+  emit(pkt, gso);
   return ERR_OK;
 }
 

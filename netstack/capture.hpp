@@ -48,6 +48,10 @@ struct capture_options {
   ip_address dns_v6 = ip_address::from_asio(boost::asio::ip::make_address("fd6e:6c01::"));
   unsigned dns_v6_prefix = 96;
   bool fake_dns = true;
+  // The TUN takes segmentation-offload writes (tun_device::offload()): lwIP then sends TCP
+  // segments of up to TCP_MSS (lwipopts.h) that the kernel cuts to the MTU, instead of one
+  // write per MTU-sized segment. The app's SYN is told a large MSS so that lwIP may.
+  bool gso = false;
   std::size_t max_tcp_flows = 16384;
   std::size_t max_udp_flows = 1024;
   std::chrono::milliseconds udp_idle_timeout{60'000};
@@ -66,7 +70,16 @@ struct capture_stats {
 
 // Opens a stream for a captured flow; dest.host is an IP literal or a name (fake DNS).
 using open_function = std::function<boost::asio::awaitable<transport::open_outcome>(proto::target dest)>;
-using output_function = std::function<void(std::span<const std::byte> packet)>;
+
+// How the kernel should cut a TCP packet we write (segmentation offload); size 0 = as is.
+// The packet's TCP checksum field then holds only the pseudo-header sum.
+struct gso_request {
+  std::uint16_t size = 0;         // payload bytes per segment
+  std::uint16_t header_length = 0;  // IP + TCP header bytes
+  std::uint16_t l4_offset = 0;    // where the TCP header starts
+  bool v6 = false;
+};
+using output_function = std::function<void(std::span<const std::byte> packet, const gso_request& gso)>;
 
 class capture {
 public:

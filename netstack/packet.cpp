@@ -328,6 +328,62 @@ bool l4_checksum_ok(std::span<const std::byte> pkt, const packet_info& info) noe
   return checksum_fold(checksum_add(sum, l4.first(len))) == 0;
 }
 
+namespace {
+// Offset of the MSS option's value in a parsed TCP packet, or 0.
+std::size_t mss_option_at(std::span<const std::byte> pkt, const packet_info& info) noexcept {
+  if (info.proto != ipproto::tcp || info.payload_offset > pkt.size()) return 0;
+  std::size_t i = info.l4_offset + tcp_header_min, end = info.payload_offset;
+  while (i < end) {
+    auto kind = get8(pkt, i);
+    if (kind == 0) break;      // end of options
+    if (kind == 1) {           // no-op
+      ++i;
+      continue;
+    }
+    if (i + 1 >= end) break;
+    std::size_t len = get8(pkt, i + 1);
+    if (len < 2 || i + len > end) break;
+    if (kind == 2 && len == 4) return i + 2;
+    i += len;
+  }
+  return 0;
+}
+}  // namespace
+
+std::optional<std::uint16_t> tcp_mss(std::span<const std::byte> pkt, const packet_info& info) noexcept {
+  auto at = mss_option_at(pkt, info);
+  if (!at) return std::nullopt;
+  return get16(pkt, at);
+}
+
+bool set_tcp_mss(std::span<std::byte> pkt, const packet_info& info, std::uint16_t mss) noexcept {
+  auto at = mss_option_at(pkt, info);
+  if (!at) return false;
+  // Options start at an even offset of the TCP header only if `at` is even; the sum works on
+  // 16-bit words aligned to the header, so adjust the word(s) that hold the value.
+  std::size_t field = info.l4_offset + 16;
+  if ((at - info.l4_offset) % 2 == 0) {
+    auto old = get16(pkt, at);
+    put16(pkt, at, mss);
+    put16(pkt, field, checksum_adjust(get16(pkt, field), old, mss));
+  } else {
+    auto w0 = at - 1, w1 = at + 1;  // the value straddles two aligned words
+    auto old0 = get16(pkt, w0), old1 = get16(pkt, w1);
+    put16(pkt, at, mss);
+    auto sum = checksum_adjust(get16(pkt, field), old0, get16(pkt, w0));
+    put16(pkt, field, checksum_adjust(sum, old1, get16(pkt, w1)));
+  }
+  return true;
+}
+
+std::uint16_t pseudo_header_partial(const packet_info& info) noexcept {
+  auto sum = pseudo_header_sum(info.src, info.dst, info.proto, info.l4_length);
+  while (sum >> 16) {
+    sum = (sum & 0xffff) + (sum >> 16);
+  }
+  return static_cast<std::uint16_t>(sum);
+}
+
 bool rewrite(std::span<std::byte> pkt, packet_info& info, const ip_address& new_src, std::uint16_t new_sport,
              const ip_address& new_dst, std::uint16_t new_dport) noexcept {
   std::size_t field = l4_checksum_field(info.proto);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -81,6 +82,15 @@ bool l4_checksum_ok(std::span<const std::byte> pkt, const packet_info& info) noe
 // TCP/UDP or the families differ.
 bool rewrite(std::span<std::byte> pkt, packet_info& info, const ip_address& new_src, std::uint16_t new_sport,
              const ip_address& new_dst, std::uint16_t new_dport) noexcept;
+
+// The MSS option of a TCP packet (SYN) or nullopt; set_tcp_mss() replaces its value in
+// place (checksum adjusted) and returns false when the packet has no MSS option. Used with
+// TUN segmentation offload, so that lwIP sends large segments the kernel cuts up.
+std::optional<std::uint16_t> tcp_mss(std::span<const std::byte> pkt, const packet_info& info) noexcept;
+bool set_tcp_mss(std::span<std::byte> pkt, const packet_info& info, std::uint16_t mss) noexcept;
+// The folded, NOT complemented pseudo-header sum of a TCP/UDP packet (with its L4 length):
+// what the checksum field holds when the kernel completes the checksum (virtio NEEDS_CSUM).
+std::uint16_t pseudo_header_partial(const packet_info& info) noexcept;
 
 // Builders. Each writes one complete packet (IP header with TTL/hop limit 64, checksums
 // filled) into `out` and returns its length, or 0 if `out` is too small or the request

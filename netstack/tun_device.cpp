@@ -89,11 +89,19 @@ boost::asio::awaitable<void> tun_device::run(std::function<void(std::span<std::b
   }
 }
 
-void tun_device::write(std::span<const std::byte> packet) noexcept {
+void tun_device::write(std::span<const std::byte> packet, const gso_request& gso) noexcept {
   if (!sd_.is_open()) return;
   if (vnet_) {
-    vnet_hdr none{};  // complete checksums, no segmentation
-    iovec iov[2] = {{&none, vnet_size}, {const_cast<std::byte*>(packet.data()), packet.size()}};
+    vnet_hdr h{};  // default: complete checksums, no segmentation
+    if (gso.size && offload_) {
+      h.flags = 1;                          // VIRTIO_NET_HDR_F_NEEDS_CSUM
+      h.gso_type = gso.v6 ? 4 : 1;          // VIRTIO_NET_HDR_GSO_TCPV6 / _TCPV4
+      h.hdr_len = gso.header_length;
+      h.gso_size = gso.size;
+      h.csum_start = gso.l4_offset;
+      h.csum_offset = 16;                   // the TCP checksum field
+    }
+    iovec iov[2] = {{&h, vnet_size}, {const_cast<std::byte*>(packet.data()), packet.size()}};
     (void)!::writev(sd_.native_handle(), iov, 2);
   } else {
     (void)!::write(sd_.native_handle(), packet.data(), packet.size());

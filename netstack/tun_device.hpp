@@ -24,6 +24,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include "netstack/capture.hpp"
+
 namespace nl::netstack {
 
 class tun_device {
@@ -40,7 +42,8 @@ public:
   boost::asio::awaitable<void> run(std::function<void(std::span<std::byte>)> on_packet, std::size_t mtu);
 
   // Writes one packet now; a full device queue drops it (TCP retransmits, UDP is lossy).
-  void write(std::span<const std::byte> packet) noexcept;
+  // With gso.size the kernel cuts a TCP packet into segments of that size (offload() only).
+  void write(std::span<const std::byte> packet, const gso_request& gso = {}) noexcept;
   void close() noexcept;
 
 private:

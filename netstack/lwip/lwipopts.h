@@ -4,7 +4,8 @@
  * timers. Only TCP runs through lwIP: UDP, DNS and ICMP replies are built by nl directly.
  * Sizes are for throughput on a local TUN: large windows, a send buffer of 256 KiB per
  * flow, the MSS taken from the netif MTU at run time (TCP_CALCULATE_EFF_SEND_MSS, with
- * TCP_MSS as the ceiling for a 9000-byte jumbo MTU) and a short TIME_WAIT, because lwIP's
+ * TCP_MSS as the ceiling: with TUN segmentation offload the netif MTU is 64 KiB and the
+ * kernel cuts lwIP's 16000-byte segments to the real MTU) and a short TIME_WAIT, because lwIP's
  * peer is the NAT in the same process, not the Internet. */
 #ifndef NL_LWIPOPTS_H
 #define NL_LWIPOPTS_H
@@ -62,14 +63,14 @@
 #define LWIP_CALLBACK_API 1
 #define LWIP_EVENT_API 0
 #define LWIP_TCP_KEEPALIVE 0
-#define TCP_MSS 8960                       /* ceiling: 9000-byte MTU minus 40 */
+#define TCP_MSS 16000                      /* ceiling: with TUN offload the kernel cuts segments to the MTU */
 #define TCP_CALCULATE_EFF_SEND_MSS 1       /* per flow: min(TCP_MSS, netif MTU - headers, peer MSS) */
 #define LWIP_WND_SCALE 1
 #define TCP_RCV_SCALE 5
 #define TCP_WND (1024 * 1024)              /* advertised; data is acknowledged to lwIP only as streams take it */
 #define TCP_SND_BUF (256 * 1024)
 #define TCP_SND_QUEUELEN 1024              /* segments: TCP_SND_BUF at the smallest MSS we expect */
-#define TCP_SNDLOWAT 16384                 /* lwIP: must stay 4 MSS below 64 KiB */
+#define TCP_SNDLOWAT 1024                  /* unused by nl (no sockets); lwIP: must stay 4 MSS below 64 KiB */
 #define TCP_SNDQUEUELOWAT (TCP_SND_QUEUELEN / 2)
 #define TCP_OVERSIZE TCP_MSS
 #define TCP_QUEUE_OOSEQ 1

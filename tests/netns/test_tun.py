@@ -86,8 +86,9 @@ def test_300_concurrent_flows_to_distinct_destinations(lab):
     tun.wait_line(r"tun flows: tcp 0 \(active 0\), udp 0", timeout=30, after=0, nth=1)
 
 
-def test_256_mib_each_way(lab):
-    tun = lab.start_tun()
+@pytest.mark.parametrize("extra", [(), ("--no-offload",), ("--mtu", "9000")], ids=["offload", "no-offload", "mtu9000"])
+def test_256_mib_each_way(lab, extra):
+    tun = lab.start_tun(*extra)
     up = lab.probe("upload", "10.77.0.1", "5002", str(256 * MiB), timeout=240)
     assert up["sha256"] == up["expected"], up
     down = lab.probe("download", "fd77::1", "5003", str(256 * MiB), timeout=240)

@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   netstack::capture_options opt;
   opt.mtu = mtu;
   opt.fake_dns = false;
+  opt.gso = tun->offload();
   auto ex = io.get_executor();
   auto& device = *tun;
   netstack::capture cap(
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
         }
         co_return o;
       },
-      [&device](std::span<const std::byte> p) { device.write(p); });
+      [&device](std::span<const std::byte> p, const netstack::gso_request& g) { device.write(p, g); });
   asio::co_spawn(io, device.run([&cap](std::span<std::byte> p) { cap.input(p); }, mtu), asio::detached);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code&, int) {

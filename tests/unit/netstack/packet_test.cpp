@@ -780,3 +780,58 @@ TEST_CASE("build_icmp_unreachable", "[packet][build]") {
   auto echo6 = ipv6(app6, dest6, ipproto::icmpv6, hex("8000 0000 0001 0002"));
   CHECK(build_icmp_unreachable(parse_ok(echo6), echo6, 1, out) == 40 + 8 + 48);
 }
+
+// ---- MSS option and the pseudo-header partial sum (TUN segmentation offload) ----
+
+TEST_CASE("set_tcp_mss rewrites the MSS option and keeps the checksum valid", "[packet][mss]") {
+  using namespace nl::netstack;
+  // SYN with options: MSS 1460, SACK permitted, timestamps, NOP, window scale (40-byte TCP header)
+  // and, second case, a NOP first so the MSS value sits at an odd offset.
+  for (bool odd : {false, true}) {
+    std::vector<std::byte> pkt(20 + 40, std::byte{0});
+    auto put = [&](std::size_t i, int v) { pkt[i] = std::byte(static_cast<unsigned char>(v)); };
+    put(0, 0x45);
+    put(3, 60);
+    put(8, 64);
+    put(9, 6);
+    for (int i = 0; i < 4; ++i) put(12 + i, std::array{10, 0, 0, 1}[i]), put(16 + i, std::array{10, 77, 0, 1}[i]);
+    put(20, 0x9c), put(21, 0x40), put(22, 0), put(23, 80);  // ports 40000 -> 80
+    put(32, 10 << 4);                                     // data offset 10 words
+    put(33, 0x02);                                        // SYN
+    std::size_t o = 40;
+    if (odd) put(o++, 1);                                 // NOP
+    put(o, 2), put(o + 1, 4), put(o + 2, 0x05), put(o + 3, 0xb4);  // MSS 1460
+    o += 4;
+    put(o, 4), put(o + 1, 2);                             // SACK permitted
+    o += 2;
+    put(o, 1), put(o + 1, 3), put(o + 2, 3), put(o + 3, 7);  // NOP, window scale 7
+    // IPv4 header checksum, then the TCP checksum
+    auto ip = checksum_fold(checksum_add(0, std::span<const std::byte>(pkt).first(20)));
+    pkt[10] = std::byte(ip >> 8), pkt[11] = std::byte(ip & 0xff);
+    auto info = parse(pkt);
+    REQUIRE(info);
+    auto sum = pseudo_header_partial(*info);
+    auto tcp = checksum_fold(checksum_add(sum, std::span<const std::byte>(pkt).subspan(20)));
+    pkt[36] = std::byte(tcp >> 8), pkt[37] = std::byte(tcp & 0xff);
+    REQUIRE(l4_checksum_ok(pkt, *info));
+    REQUIRE(tcp_mss(pkt, *info) == 1460);
+    REQUIRE(set_tcp_mss(pkt, *info, 65475));
+    CHECK(tcp_mss(pkt, *info) == 65475);
+    CHECK(l4_checksum_ok(pkt, *info));
+  }
+}
+
+TEST_CASE("tcp_mss is absent without the option, and options running past the header stop the walk", "[packet][mss]") {
+  using namespace nl::netstack;
+  std::vector<std::byte> pkt(20 + 24, std::byte{0});
+  pkt[0] = std::byte{0x45};
+  pkt[3] = std::byte{44};
+  pkt[9] = std::byte{6};
+  pkt[32] = std::byte{6 << 4};
+  pkt[40] = std::byte{3};  // window scale claiming 9 bytes: runs past the 4 option bytes
+  pkt[41] = std::byte{9};
+  auto info = parse(pkt);
+  REQUIRE(info);
+  CHECK_FALSE(tcp_mss(pkt, *info));
+  CHECK_FALSE(set_tcp_mss(pkt, *info, 1000));
+}
