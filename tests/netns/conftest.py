@@ -108,8 +108,9 @@ class Lab:
         port = int(self.gateway.wait_line(r"listening on 10\.200\.0\.1:(\d+)", timeout=15).group(1))
         self.gateway_url = f"wss://10.200.0.1:{port}"
         allow = ["--allow", "cidr=10.77.0.0/16", "--allow", "cidr=fd77::/32", "--deny", f"cidr={DENIED_V4}/32"]
-        self.agent = self.start_in(self.a, [AGENT, "--gateway", self.gateway_url, "--token-file", self.agent_token,
-                                            "--ca", self.cert, *allow, *agent_extra], "agent")
+        self.agent_argv = [AGENT, "--gateway", self.gateway_url, "--token-file", self.agent_token, "--ca", self.cert,
+                           *allow, *agent_extra]
+        self.agent = self.start_in(self.a, self.agent_argv, "agent")
         self.agent.wait_line(r"session up: ", timeout=15)
 
     def _token_file(self, role, name):

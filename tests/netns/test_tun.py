@@ -142,3 +142,22 @@ def test_without_root_the_message_says_so(lab):
                        capture_output=True, text=True, timeout=20)
     assert r.returncode != 0
     assert "needs root" in r.stderr and "sudo" in r.stderr, r.stderr
+
+
+def test_end_to_end_encrypted_capture(lab):
+    """With the agent's key pinned, captured flows are e2e streams: an agent that requires
+    e2e serves them, and refuses the same capture without the pin."""
+    key = lab.agent.wait_line(r"end-to-end key (nl1:\S+)").group(1)
+    lab.agent.stop()
+    lab.agent = lab.start_in(lab.a, lab.agent_argv + ["--require-e2e"], "agent-e2e")
+    lab.agent.wait_line(r"session up: ", timeout=15)
+    plain = lab.start_tun(name="client-tun-plain")
+    r = lab.run_c("curl", "-sS", "--max-time", "10", "http://10.77.0.1/", timeout=20)
+    assert r.returncode == 7, (r.returncode, r.stdout, r.stderr)
+    lab.agent.wait_line(r"refused: not end-to-end encrypted", timeout=10)
+    plain.stop()
+    lab.start_tun("--pin", f"home={key}", name="client-tun-e2e")
+    r = lab.run_c("curl", "-sS", "--max-time", "20", "http://10.77.0.1/", timeout=30)
+    assert r.returncode == 0 and r.stdout == "hello from 10.77.0.1\n", r.stderr
+    r = lab.probe("udp", "fd77::1", "7", "20")
+    assert r["echoed"] == 20, r
