@@ -2,7 +2,7 @@
  * source from Debian's source package with this file; lwIP itself is never patched).
  * One thread, no OS layer (NO_SYS): nl's Asio event loop feeds packets in and drives the
  * timers. Only TCP runs through lwIP: UDP, DNS and ICMP replies are built by nl directly.
- * Sizes are for throughput on a local TUN: large windows, a send buffer of 256 KiB per
+ * Sizes are for throughput on a local TUN: large windows, a send buffer of 128 KiB per
  * flow, the MSS taken from the netif MTU at run time (TCP_CALCULATE_EFF_SEND_MSS, with
  * TCP_MSS as the ceiling: with TUN segmentation offload the netif MTU is 64 KiB and the
  * kernel cuts lwIP's 16000-byte segments to the real MTU) and a short TIME_WAIT, because lwIP's
@@ -68,7 +68,7 @@
 #define LWIP_WND_SCALE 1
 #define TCP_RCV_SCALE 5
 #define TCP_WND (1024 * 1024)              /* advertised; data is acknowledged to lwIP only as streams take it */
-#define TCP_SND_BUF (256 * 1024)
+#define TCP_SND_BUF (128 * 1024)
 #define TCP_SND_QUEUELEN 1024              /* segments: TCP_SND_BUF at the smallest MSS we expect */
 #define TCP_SNDLOWAT 1024                  /* unused by nl (no sockets); lwIP: must stay 4 MSS below 64 KiB */
 #define TCP_SNDQUEUELOWAT (TCP_SND_QUEUELEN / 2)
