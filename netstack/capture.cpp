@@ -365,8 +365,10 @@ struct tcp_flow : std::enable_shared_from_this<tcp_flow> {
         auto n = static_cast<u16_t>(std::min<std::size_t>({left, static_cast<std::size_t>(room), 0xffff}));
         auto err = tcp_write(pcb, data, n, TCP_WRITE_FLAG_COPY | (left > n ? TCP_WRITE_FLAG_MORE : 0));
         if (err == ERR_MEM) {
+          // Out of memory with room in the send buffer: nothing may be in flight to wake
+          // us through tcp_sent, so retry after a moment.
           tcp_output(pcb);
-          co_await tx_space.wait();
+          co_await sleep_for(std::chrono::milliseconds(10));
           continue;
         }
         if (err != ERR_OK) {
