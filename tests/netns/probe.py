@@ -10,6 +10,8 @@ each sub-command prints one JSON line with what it saw, for the test to judge.
   probe.py udp HOST PORT COUNT      COUNT datagrams to an echo server, one at a time
   probe.py push HOST PORT BYTES [SOCKSPORT]  benchmark: send BYTES, half-close, wait for EOF
   probe.py pull HOST PORT BYTES [SOCKSPORT]  benchmark: read BYTES, close
+  probe.py stall HOST PORT SECS     sends until no byte could be sent for SECS (the far
+                                    side reads nothing): how much went before backpressure
 (with SOCKSPORT the connection goes through a SOCKS5 proxy on 127.0.0.1)
 """
 import errno
@@ -164,6 +166,27 @@ def pull(host, port, n, socks_port=0):
     return {"bytes": got, "seconds": dt, "mbps": got / dt / 1e6}
 
 
+def stall(host, port, secs):
+    import select
+    s = conn(host, port)
+    s.setblocking(False)
+    block = bytes(1 << 16)
+    sent = 0
+    deadline = time.monotonic() + 60
+    stalled = False
+    while time.monotonic() < deadline:
+        _, w, _ = select.select([], [s], [], secs)
+        if not w:
+            stalled = True
+            break
+        try:
+            sent += s.send(block)
+        except BlockingIOError:
+            pass
+    s.close()
+    return {"bytes": sent, "stalled": stalled}
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "flows":
@@ -177,6 +200,8 @@ def main():
     elif cmd in ("push", "pull"):
         f = push if cmd == "push" else pull
         r = f(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 0)
+    elif cmd == "stall":
+        r = stall(args[0], int(args[1]), float(args[2]))
     elif cmd == "udp":
         r = udp(args[0], int(args[1]), int(args[2]))
     else:

@@ -9,6 +9,7 @@ answers on every address of the namespace (10.77.0.1, fd77::1, and the whole loc
   tcp 5001  ident: reads one line, answers "<line> <local ip> <local port>" and closes
   tcp 5002  hash sink: reads to EOF, answers the SHA-256 hex of what it read
   tcp 5003  source: reads "<n>\\n", sends n bytes of the pattern (pattern.py), closes
+  tcp 5005  stall: accepts and reads nothing for 60 s (backpressure test)
   tcp 5009  discard: reads to EOF, then closes (benchmark sink)
   tcp 5019  chargen: sends until the peer closes (benchmark source)
   udp 7     echo
@@ -73,6 +74,11 @@ class Source(socketserver.StreamRequestHandler):
             self.wfile.write(chunk)
 
 
+class Stall(socketserver.BaseRequestHandler):
+    def handle(self):
+        threading.Event().wait(60)  # hold the connection, read nothing
+
+
 class Discard(socketserver.BaseRequestHandler):
     def handle(self):
         buf = bytearray(1 << 20)
@@ -123,7 +129,7 @@ def udp_echo():
 
 def main():
     servers = [V6Server(("::", 7), Echo), V6Server(("::", 5001), Ident), V6Server(("::", 5002), HashSink),
-               V6Server(("::", 5003), Source), V6Server(("::", 5009), Discard), V6Server(("::", 5019), Chargen),
+               V6Server(("::", 5003), Source), V6Server(("::", 5005), Stall), V6Server(("::", 5009), Discard), V6Server(("::", 5019), Chargen),
                HttpV6(("::", 80), Hello)]
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()

@@ -97,6 +97,28 @@ def test_256_mib_each_way(lab, extra):
     tun.wait_line(r"tun flows: tcp 0 \(active 0\), udp 0", timeout=30, after=mark)
 
 
+def vm_hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_backpressure_bounds_memory(lab):
+    """A server that reads nothing: the application's sends stop after a bounded amount
+    (windows and socket buffers along the way), and nl-client's peak memory stays small."""
+    tun = lab.start_tun()
+    assert lab.probe("connect", "10.77.0.1", "5005")["result"] == "ok"  # warm up the flow path
+    before = vm_hwm_kib(tun.pid)
+    r = lab.probe("stall", "10.77.0.1", "5005", "2", timeout=90)
+    assert r["stalled"], r
+    assert r["bytes"] < 48 * MiB, r
+    grew = vm_hwm_kib(tun.pid) - before
+    print(f"stalled after {r['bytes'] >> 10} KiB; nl-client peak RSS +{grew} KiB")
+    assert grew < 24 * 1024, f"nl-client peak RSS grew by {grew} KiB while {r['bytes']} bytes were in flight"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_restores_routes(lab, sig):
     before = lab.routes()
