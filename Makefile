@@ -4,12 +4,13 @@
 #   make test       the whole test suite (same as scripts/test.sh and .ci/run)
 #   make build      configure + build into ./build
 #   make bench      benchmark nl next to the baselines (tests/bench/run.sh; minutes)
+#   make bench-tun  benchmark nl-client tun and the netstack alone (root; tests/bench/tun_bench.py)
 #   make fuzz       run the libFuzzer targets (FUZZ_SECS seconds each)
 #   make clean      remove build/ and the demo state
 
 FUZZ_SECS ?= 60
 
-.PHONY: all demo demo-stop test build bench fuzz clean
+.PHONY: all demo demo-stop test build bench bench-tun fuzz clean
 
 all: build
 
@@ -27,6 +28,9 @@ build:
 
 bench: build
 	tests/bench/run.sh
+
+bench-tun: build
+	tests/bench/tun_bench.py
 
 fuzz:
 	@if [ -f scripts/fuzz.sh ]; then bash scripts/fuzz.sh $(FUZZ_SECS); \
