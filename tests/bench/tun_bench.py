@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """TUN benchmark (root): the lab of tests/netns (two namespaces, gateway + agent + target
 servers on one side, the application on the other) and these rows, one run:
 
@@ -12,7 +12,7 @@ servers on one side, the application on the other) and these rows, one run:
 Each cell is the best of ROUNDS transfers of BYTES (push = app sends, pull = app receives),
 in MB/s. Prints a markdown table (and writes it to build/tun-bench.md).
 
-    sudo tests/bench/tun_bench.py [--bytes 1073741824] [--rounds 3]
+    sudo tests/bench/tun_bench.py          (Debian's python3: it imports tests/netns/conftest.py, which needs pytest) [--bytes 1073741824] [--rounds 3]
 """
 import argparse
 import os
