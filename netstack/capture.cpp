@@ -586,6 +586,14 @@ void capture::impl::input(std::span<std::byte> pkt) {
     ++counters.dropped;
     return;
   }
+  // Multicast and broadcast (mDNS, SSDP, router solicitations under --default-route) have
+  // no single destination behind the agent: not carried.
+  bool group = info->dst.v6 ? info->dst.b[0] == 0xff
+                            : (info->dst.b[0] & 0xf0) == 0xe0 || info->dst.v4_host() == 0xffffffffu;
+  if (group) {
+    ++counters.dropped;
+    return;
+  }
   if (info->proto == ipproto::tcp) {
     tcp_input(pkt.first(info->total_length), *info);
   } else if (info->proto == ipproto::udp) {

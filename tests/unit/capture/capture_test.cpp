@@ -210,3 +210,17 @@ TEST_CASE("A and AAAA queries are answered at once with fake addresses", "[captu
   CHECK(std::to_integer<int>(a[2]) < 128);
   CHECK(r.opened.empty());  // nothing went to the agent
 }
+
+TEST_CASE("multicast and broadcast datagrams are not carried", "[capture]") {
+  rig r;
+  std::vector<std::byte> payload(10, std::byte{1});
+  for (auto dst : {ip_address::from_v4(0xE00000FB), ip_address::from_v4(0xFFFFFFFF)}) {  // mDNS, broadcast
+    std::vector<std::byte> pkt(20 + 8 + payload.size());
+    REQUIRE(build_udp(app, 5353, dst, 5353, payload, pkt) == pkt.size());
+    r.send(pkt);
+  }
+  r.io.run_for(std::chrono::milliseconds(20));
+  CHECK(r.opened.empty());
+  CHECK(r.out.empty());
+  CHECK(r.cap->stats().udp_flows == 0);
+}
