@@ -13,6 +13,7 @@ BUILD_PKGS=(
   libboost-dev libssl-dev libsodium-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libspdlog-dev nlohmann-json3-dev catch2
   libhowardhinnant-date-dev   # named time zones for ACL time windows (date/tz.h)
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev  # QUIC transport (prototype, -DNL_QUIC=ON)
 )
 TEST_PKGS=(
   python3 python3-pytest curl openssl netcat-openbsd openssh-client openssh-server socat
