@@ -275,7 +275,7 @@ TEST_CASE("an OPEN the acceptor cannot decode is reset with errc::protocol and a
   CHECK(p.client->is_open());
 }
 
-TEST_CASE("OPEN carries target, peer, envelope, groups and policy; accept and echo", "[quic]") {
+TEST_CASE("OPEN carries target, peer, envelope, groups and policy: accept and echo", "[quic]") {
   asio::io_context io;
   auto p = make_pair(io);
   auto req = request_to("", 0, "home");
@@ -410,7 +410,7 @@ TEST_CASE("half-close: the peer sees EOF, the other direction keeps flowing", "[
   CHECK(run_until(io, [&] { return p.client->stream_count() == 0 && p.server->stream_count() == 0; }));
 }
 
-TEST_CASE("reset propagates with its code and message; writes then fail", "[quic]") {
+TEST_CASE("reset propagates with its code and message: writes then fail", "[quic]") {
   asio::io_context io;
   auto p = make_pair(io);
   auto body = [&]() -> awaitable<void> {
@@ -442,7 +442,7 @@ TEST_CASE("destroying a stream handle resets the peer's stream with errc::aborte
   REQUIRE(run_test(io, body));
 }
 
-TEST_CASE("a reader that never reads stalls only its own stream; memory stays bounded", "[quic][flow]") {
+TEST_CASE("a reader that never reads stalls only its own stream: memory stays bounded", "[quic][flow]") {
   asio::io_context io;
   auto qo = fast_options();
   qo.stream_window = 256 * 1024;
@@ -526,7 +526,7 @@ TEST_CASE("100 concurrent streams each carry distinct data intact", "[quic][bulk
   CHECK(run_until(io, [&] { return p.client->stream_count() == 0 && p.server->stream_count() == 0; }));
 }
 
-TEST_CASE("close() tells the peer why; its streams fail with session_closed", "[quic][goaway]") {
+TEST_CASE("close() tells the peer why: its streams fail with session_closed", "[quic][goaway]") {
   asio::io_context io;
   auto p = make_pair(io);
   stream_pair sp;
@@ -616,7 +616,7 @@ struct udp_relay {
 
 }  // namespace
 
-TEST_CASE("idle timeout: a peer that vanished is detected; live idle peers stay up", "[quic][keepalive]") {
+TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay up", "[quic][keepalive]") {
   asio::io_context io;
   auto qo = fast_options();
   qo.idle_timeout = 600ms;
