@@ -131,10 +131,10 @@ bool random_cid(ngtcp2_cid& cid) {
   return gnutls_rnd(GNUTLS_RND_RANDOM, cid.data, cid.datalen) == 0;
 }
 
-proto::hello_body client_hello(const std::string& token) {
+proto::hello_body client_hello(const std::string& token, const std::string& endpoint) {
   proto::hello_body h;
   h.identity = token;
-  h.info = "nl-quic client";
+  h.info = endpoint.empty() ? "nl-quic client" : endpoint;
   return h;
 }
 
@@ -298,6 +298,7 @@ std::string connection::init_client(const client_options& o, const udp::endpoint
   init_common(false, local, remote);
   cred_ = std::move(cred);
   client_token_ = o.token;
+  client_endpoint_ = o.endpoint;
   auto name = o.server_name.empty() ? o.host : o.server_name;
   if (auto e = tls_.init_client(*cred_, &ref_, name, o.insecure); !e.empty()) {
     return e;
@@ -903,10 +904,44 @@ void connection::close(goaway_code code, std::string message) {
   if (done_) {
     return;
   }
+  if (!closing_ && !closed_ && tx_pending()) {
+    closing_ = true;
+    closing_code_ = code;
+    closing_message_ = std::move(message);
+    std::weak_ptr<connection> w = shared_from_this();
+    close_grace_.emplace(ex_, std::chrono::seconds(2), [w] {
+      if (auto c = w.lock()) c->close_now(c->closing_code_, c->closing_message_);
+    });
+    return;
+  }
+  close_now(code, std::move(message));
+}
+
+void connection::close_now(goaway_code code, std::string message) {
+  if (done_) {
+    return;
+  }
   auto self = shared_from_this();
+  if (close_grace_) close_grace_->cancel();
   finish(false, code, message);
   send_close(goaway_code_base + static_cast<std::uint64_t>(code), message);
   terminate();
+}
+
+bool connection::tx_pending() const {
+  for (auto& [id, st] : streams_) {
+    if (st->control || st->reset) continue;
+    if (!st->tx.empty() || st->has_output() || (st->fin_sent && st->rx_fin)) return true;
+  }
+  return false;
+}
+
+void connection::check_closing() {
+  if (closing_ && !done_ && !tx_pending()) {
+    auto self = shared_from_this();
+    asio::post(ex_, [self] { self->close_now(self->closing_code_, self->closing_message_); });
+    closing_ = false;
+  }
 }
 
 void connection::close_if_drained() {
@@ -1152,7 +1187,7 @@ void connection::start_client_control() {
   ctl_->control = true;
   streams_.emplace(id, ctl_);
   std::vector<std::byte> frame;
-  proto::append_hello(frame, client_hello(client_token_));
+  proto::append_hello(frame, client_hello(client_token_, client_endpoint_));
   write_control(frame);
 }
 
@@ -1355,6 +1390,7 @@ int connection::on_acked(std::int64_t id, std::uint64_t offset, std::uint64_t le
     st->tx.pop_front();
   }
   st->ev.notify();  // a writer may wait for buffer space
+  check_closing();
   return 0;
 }
 
@@ -1373,6 +1409,7 @@ int connection::on_stream_close(std::uint32_t flags, std::int64_t id, std::uint6
   }
   // Unacknowledged bytes are of no more use to ngtcp2 now.
   st->tx.clear();
+  check_closing();
   if (!ngtcp2_conn_is_local_stream(conn_, id)) {
     ngtcp2_conn_extend_max_streams_bidi(conn_, 1);
   }

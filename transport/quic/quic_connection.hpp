@@ -133,6 +133,12 @@ private:
   void terminate();
   void protocol_error(std::string why);
   void close_if_drained();
+  // close() waits (up to close_grace) until data already written is acknowledged, as the
+  // WebSocket mux flushes its queue before closing: a stream finished just before the
+  // session closes must still arrive whole.
+  bool tx_pending() const;
+  void close_now(proto::goaway_code code, std::string message);
+  void check_closing();
   void consume(std::int64_t id, std::size_t n);
   void push_rx(stream_state& st, const std::uint8_t* p, std::size_t n);
   void on_control_bytes(const std::uint8_t* p, std::size_t n, bool fin);
@@ -171,6 +177,7 @@ private:
   std::unique_ptr<watchdog> hello_deadline_;
   std::optional<proto::hello_body> hello_;  // client: the gateway's HELLO
   std::string token_, client_info_;         // server: from the client's HELLO
+  std::string client_endpoint_;             // client: sent as its HELLO's info
   std::string client_token_;                // client: to send
   std::vector<std::byte> ctl_rx_;
   close_info close_info_;
@@ -187,6 +194,10 @@ private:
   bool draining_ = false;
   bool local_goaway_ = false;
   bool done_ = false;
+  bool closing_ = false;  // close() asked; waiting for acknowledgements
+  proto::goaway_code closing_code_ = proto::goaway_code::normal;
+  std::string closing_message_;
+  std::optional<watchdog> close_grace_;
   std::string empty_;
 };
 
