@@ -4,6 +4,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "transport/quic/link_quic.hpp"
+
 #include "transport/datagram.hpp"
 #include "transport/relay.hpp"
 #include "transport/secure_stream.hpp"
@@ -44,7 +46,7 @@ agent::agent(boost::asio::io_context& io, config::agent_config cfg, std::string 
       cfg_(std::move(cfg)),
       keys_(keys),
       psk_(psk),
-      link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/agent", std::move(token))) {}
+      link_(io.get_executor(), transport::quic::link_options_for(cfg_.peer, "/v1/agent", std::move(token))) {}
 
 void agent::stop() { link_.stop(); }
 

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "transport/quic/link_quic.hpp"
+
 #include "common/units.hpp"
 #include "transport/relay.hpp"
 
@@ -22,7 +24,7 @@ client::client(boost::asio::io_context& io, config::client_config cfg, std::stri
     : io_(io),
       cfg_(std::move(cfg)),
       token_(std::move(token)),
-      link_(io.get_executor(), transport::link_options_from(cfg_.peer, "/v1/client", token_)),
+      link_(io.get_executor(), transport::quic::link_options_for(cfg_.peer, "/v1/client", token_)),
       link_ended_(io.get_executor()) {}
 
 void client::start_link() {

@@ -33,7 +33,7 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
 
 struct peer_overrides {
   std::string config_path;
-  std::string gateway, token, token_file, ca, server_name, log_level, keepalive, keepalive_timeout;
+  std::string gateway, token, token_file, ca, server_name, log_level, keepalive, keepalive_timeout, transport;
   bool insecure = false;
 
   void add_to(CLI::App& app) {
@@ -47,6 +47,7 @@ struct peer_overrides {
     app.add_option("--keepalive", keepalive, "ping interval, e.g. 10s");
     app.add_option("--keepalive-timeout", keepalive_timeout, "declare the gateway dead after this silence");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+    app.add_option("--transport", transport, "auto (QUIC, else WebSocket; default), quic or ws");
   }
 
   // Applies what was given; returns an error naming the option when a value is malformed.
@@ -65,6 +66,7 @@ struct peer_overrides {
     if (!server_name.empty()) p.tls.server_name = server_name;
     if (insecure) p.tls.insecure = true;
     if (!log_level.empty()) p.log_level = log_level;
+    if (!transport.empty()) p.transport = transport;
     if (!keepalive.empty()) {
       auto d = parse_duration(keepalive);
       if (!d) return err("--keepalive '" + keepalive + "' is not a duration; use e.g. 10s");

@@ -37,9 +37,9 @@ const keys udp_keys{"idle_timeout", "max_flows"};
 const keys agent_e2e_keys{"key_file", "passphrase_file", "require"};
 const keys client_e2e_keys{"pins", "passphrase_file"};
 const keys gateway_keys{"listen",  "tls",           "secret_file",     "revoked",  "revoked_file",
-                        "session", "drain_timeout", "duplicate_agent", "log_level"};
+                        "session", "drain_timeout", "duplicate_agent", "log_level", "quic"};
 const keys peer_keys{"gateway",         "token",       "token_file", "tls",      "session",
-                     "connect_timeout", "backoff_initial", "backoff_max", "log_level"};
+                     "connect_timeout", "backoff_initial", "backoff_max", "log_level", "transport"};
 const keys agent_only_keys{"dial_timeout", "policy", "e2e", "udp"};
 const keys client_only_keys{"agent", "socks", "forwards", "e2e", "udp", "udp_forwards"};
 constexpr std::uint32_t max_max_flows = 1 << 16;
@@ -503,6 +503,12 @@ finding check_peer(const peer_config& p, bool complete) {
                  "'backoff_initial' (" + format_duration(p.backoff_initial) + ") is longer than 'backoff_max' (" +
                      format_duration(p.backoff_max) + "); make backoff_max the larger, e.g. 30s"};
   }
+  if (p.transport != "auto" && p.transport != "quic" && p.transport != "ws") {
+    return issue{{"transport"}, "'transport' is '" + p.transport + "'; use auto (QUIC, else WebSocket), quic or ws"};
+  }
+  if (p.transport == "quic" && p.gateway.starts_with("ws://")) {
+    return issue{{"transport", "gateway"}, "'transport: quic' needs a wss:// gateway (QUIC always uses TLS)"};
+  }
   return check_log_level(p.log_level);
 }
 
@@ -723,6 +729,7 @@ void read_peer(const section& top, peer_config& p) {
   top.get_duration("backoff_initial", p.backoff_initial, "500ms");
   top.get_duration("backoff_max", p.backoff_max, "30s");
   top.get("log_level", p.log_level, "info");
+  top.get("transport", p.transport, "auto");
 }
 
 acl::rule read_rule(context& ctx, const YAML::Node& item, int index, int fallback_line) {
@@ -932,6 +939,7 @@ void fill_gateway(const section& top, gateway_config& c) {
   top.get_duration("drain_timeout", c.drain_timeout, "10s");
   top.get("duplicate_agent", c.duplicate_agent, "replace");
   top.get("log_level", c.log_level, "info");
+  top.get_bool("quic", c.quic);
   raise(top.ctx(), check_gateway(c, false));
 }
 

@@ -66,6 +66,7 @@ struct gateway_config {
   milliseconds drain_timeout{10'000};     // on SIGTERM: how long streams may drain
   std::string duplicate_agent = "replace";  // "replace" (newest wins) or "refuse"
   std::string log_level = "info";
+  bool quic = true;                       // also listen on UDP (same host:port) for QUIC; needs tls
 };
 
 struct tls_client_config {
@@ -85,6 +86,9 @@ struct peer_config {
   milliseconds backoff_initial{500};       // first reconnect delay
   milliseconds backoff_max{30'000};        // cap for the exponential backoff
   std::string log_level = "info";
+  // "auto" (QUIC first with a short deadline, else WebSocket; QUIC re-probed while on
+  // WebSocket), "quic" or "ws". QUIC needs a wss:// gateway (TLS).
+  std::string transport = "auto";
 };
 
 // UDP flows (agent: per client session; client: its own).

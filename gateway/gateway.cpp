@@ -75,7 +75,80 @@ std::string gateway::start() {
   auto ep = listener_->local_endpoint();
   spdlog::info("listening on {} ({})", host_port{ep.address().to_string(), ep.port()}.to_string(),
                listener_->tls() ? "tls" : "plain");
+  if (cfg_.quic && cfg_.tls) {
+    // QUIC on the same port number over UDP, with the same certificate.
+    transport::quic::listener_options qo;
+    qo.listen = host_port{ep.address().to_string(), ep.port()}.to_string();
+    qo.cert_file = cfg_.tls->cert_file;
+    qo.key_file = cfg_.tls->key_file;
+    qo.quic.keepalive = cfg_.session.keepalive;
+    qo.quic.idle_timeout = cfg_.session.keepalive_timeout;
+    qo.quic.max_streams = cfg_.session.max_streams;
+    qo.quic.log_name = "quic";
+    auto q = transport::quic::listener::create(io_.get_executor(), qo);
+    if (!q) {
+      return "QUIC listener on udp " + qo.listen + ": " + q.error() + " (set quic: false to run without it)";
+    }
+    quic_ = std::move(*q);
+    auto qep = quic_->local_endpoint();
+    spdlog::info("listening on {} (quic)", host_port{qep.address().to_string(), qep.port()}.to_string());
+    asio::co_spawn(io_, accept_quic(), asio::detached);
+  }
   return {};
+}
+
+awaitable<void> gateway::accept_quic() {
+  while (quic_) {
+    auto p = co_await quic_->accept();
+    if (!p) {
+      break;
+    }
+    check_quic(**p);
+  }
+}
+
+// A QUIC client's HELLO carried its token; the role in the token picks agent or client.
+void gateway::check_quic(transport::quic::pending_session& p) {
+  auto address = std::string(p.remote_address());
+  if (shutting_down_) {
+    p.reject(errc::session_closed, "gateway shutting down");
+    return;
+  }
+  if (p.token().empty()) {
+    p.reject(errc::auth_failed, "no token (a reachability probe)");  // links in auto mode probe QUIC so
+    return;
+  }
+  auto c = token::verify(p.token(), secret_, unix_now());
+  if (!c || is_revoked(*c)) {
+    auto why = c ? std::string("token revoked") : c.error();
+    spdlog::warn("refused quic session from {}: {}", address, why);
+    p.reject(errc::auth_failed, why);
+    return;
+  }
+  // The endpoint asked for (as the WebSocket path) must match the token's role.
+  const auto& ep = p.client_info();
+  bool want_agent = ep.ends_with("/v1/agent"), want_client = ep.ends_with("/v1/client");
+  if ((want_agent && c->r != token::role::agent) || (want_client && c->r != token::role::client) ||
+      (!want_agent && !want_client)) {
+    auto why = want_agent ? "wrong role: this endpoint needs an agent token"
+               : want_client ? "wrong role: this endpoint needs a client token"
+                             : "no such endpoint: ask for /v1/agent or /v1/client";
+    spdlog::warn("refused quic session from {}: {}", address, why);
+    p.reject(errc::auth_failed, why);
+    return;
+  }
+  if (c->r == token::role::agent && cfg_.duplicate_agent == "refuse") {
+    auto it = agents_.find(identity(*c));
+    if (it != agents_.end() && it->second.session->is_open()) {
+      p.reject(errc::auth_failed, "an agent named '" + identity(*c) + "' is already online");
+      return;
+    }
+  }
+  auto s = p.accept(proto::hello_body{proto::protocol_version, static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
+                                      cfg_.session.max_streams, identity(*c), "nl-gateway 0.1.0"});
+  if (s) {
+    adopt(std::move(s), std::move(*c), address);
+  }
 }
 
 void gateway::reload_revocations() {
@@ -190,27 +263,31 @@ request_decision gateway::upgrade(const http_request_info& req, token::claims c)
                                    cfg_.session.max_streams, identity(c), "nl-gateway 0.1.0"};
   auto address = describe_peer(req);
   up.on_session = [this, c = std::move(c), address](std::shared_ptr<transport::session> s) {
-    sessions_.insert(s);
-    session_claims_[s.get()] = c;
-    auto on_exit = [this, s](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          spdlog::error("session task failed: {}", x.what());
-        }
-      }
-      session_claims_.erase(s.get());
-      sessions_.erase(s);
-      session_ended();
-    };
-    if (c.r == token::role::agent) {
-      asio::co_spawn(io_, serve_agent(s, c, address), on_exit);
-    } else {
-      asio::co_spawn(io_, serve_client(s, c, address), on_exit);
-    }
+    adopt(std::move(s), c, address);
   };
   return up;
+}
+
+void gateway::adopt(std::shared_ptr<transport::session> s, token::claims c, std::string address) {
+  sessions_.insert(s);
+  session_claims_[s.get()] = c;
+  auto on_exit = [this, s](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        spdlog::error("session task failed: {}", x.what());
+      }
+    }
+    session_claims_.erase(s.get());
+    sessions_.erase(s);
+    session_ended();
+  };
+  if (c.r == token::role::agent) {
+    asio::co_spawn(io_, serve_agent(s, c, address), on_exit);
+  } else {
+    asio::co_spawn(io_, serve_client(s, c, address), on_exit);
+  }
 }
 
 http_response gateway::list_agents(const token::claims& c) const {
@@ -369,6 +446,9 @@ void gateway::shutdown(std::function<void()> on_done) {
     return;
   }
   shutting_down_ = true;
+  if (quic_) {
+    quic_->stop();
+  }
   if (listener_) {
     listener_->stop();
   }

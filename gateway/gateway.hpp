@@ -25,6 +25,7 @@
 #include "common/async.hpp"
 #include "config/config.hpp"
 #include "proto/token.hpp"
+#include "transport/quic/quic_session.hpp"
 #include "transport/ws/ws_listener.hpp"
 
 namespace nl::gateway {
@@ -72,11 +73,16 @@ private:
   awaitable<void> relay_stream(std::shared_ptr<const client_context> client,
                                std::unique_ptr<transport::incoming_stream> in);
   void session_ended();
+  // Registers an authenticated session (either transport) and serves it until it ends.
+  void adopt(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
+  awaitable<void> accept_quic();
+  void check_quic(transport::quic::pending_session& p);
 
   boost::asio::io_context& io_;
   config::gateway_config cfg_;
   std::vector<std::byte> secret_;
   std::unique_ptr<transport::ws::listener> listener_;
+  std::unique_ptr<transport::quic::listener> quic_;  // UDP, same host:port, when TLS is on
   std::map<std::string, peer_entry> agents_;                 // "tenant/name" -> online agent
   std::set<std::shared_ptr<transport::session>> sessions_;   // every live session
   std::map<transport::session*, proto::token::claims> session_claims_;

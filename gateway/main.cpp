@@ -146,12 +146,13 @@ int main(int argc, char** argv) {
   CLI::App app{"nl-gateway: the public rendezvous and relay of nl"};
   app.set_version_flag("--version", "nl-gateway 0.1.0");
   std::string config_path, listen, cert, key, secret_file, log_level, keepalive, keepalive_timeout, drain;
-  bool plain = false;
+  bool plain = false, no_quic = false;
   app.add_option("-c,--config", config_path, "config file (default: search ./nl-gateway.yaml, ~/.config/nl/, /etc/nl/)");
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks one)");
   app.add_option("--tls-cert", cert, "PEM certificate chain");
   app.add_option("--tls-key", key, "PEM private key");
   app.add_flag("--plain", plain, "serve plain HTTP/WS (behind a TLS-terminating proxy)");
+  app.add_flag("--no-quic", no_quic, "do not listen for QUIC on UDP (default: the same port as HTTPS, when TLS is on)");
   app.add_option("--secret-file", secret_file, "token signing secret (see gen-secret)");
   app.add_option("--keepalive", keepalive, "ping interval, e.g. 10s");
   app.add_option("--keepalive-timeout", keepalive_timeout, "declare a peer dead after this silence, e.g. 30s");
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
 
   if (!listen.empty()) cfg->listen = listen;
   if (plain) cfg->tls.reset();
+  if (no_quic) cfg->quic = false;
   if (!cert.empty() || !key.empty()) cfg->tls = nl::config::tls_server_config{cert, key};
   if (!log_level.empty()) cfg->log_level = log_level;
   auto set_duration = [&](const std::string& text, std::chrono::milliseconds& field, const char* flag) {

@@ -23,7 +23,55 @@ link_options link_options_from(const config::peer_config& p, std::string endpoin
   o.dial.mux.log_name = "gateway session";
   o.backoff_initial = p.backoff_initial;
   o.backoff_max = p.backoff_max;
+  o.mode = p.transport == "quic" ? transport_mode::quic
+           : p.transport == "ws" ? transport_mode::ws
+                                 : transport_mode::automatic;
   return o;
+}
+
+awaitable<dial_outcome> link::dial() {
+  auto url = opts_.dial.url.to_string();
+  if (!opts_.dial_quic || opts_.mode == transport_mode::ws) {
+    co_return co_await ws::dial(opts_.dial);
+  }
+  if (opts_.mode == transport_mode::quic) {
+    co_return co_await opts_.dial_quic(opts_.dial.timeout, false);
+  }
+  if (!opts_.dial.url.tls) {
+    spdlog::debug("{}: QUIC needs TLS (wss://); using WebSocket", url);
+    co_return co_await ws::dial(opts_.dial);
+  }
+  auto q = co_await opts_.dial_quic(std::min(opts_.quic_deadline, opts_.dial.timeout), false);
+  if (q || q.error().code == errc::auth_failed) {
+    co_return q;  // a refusal over QUIC is the gateway's answer: no point asking again over WebSocket
+  }
+  spdlog::info("QUIC to {} failed ({}); falling back to WebSocket", url, q.error().message);
+  co_return co_await ws::dial(opts_.dial);
+}
+
+awaitable<void> link::reprobe(std::shared_ptr<session> s) {
+  asio::steady_timer t(ex_);
+  while (!stopped_ && s->is_open() && !s->is_draining()) {
+    t.expires_after(opts_.quic_reprobe);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (stopped_ || !s->is_open() || s->is_draining()) break;
+    auto q = co_await opts_.dial_quic(opts_.quic_deadline, true);
+    bool reachable = q || q.error().code == errc::auth_failed;
+    if (q) q->session->close(proto::goaway_code::normal, "probe");
+    if (!reachable) {
+      spdlog::debug("QUIC still unreachable: {}", q.error().message);
+      continue;
+    }
+    if (s->stream_count() != 0) {
+      spdlog::debug("QUIC is reachable again; moving when the session is idle");
+      continue;
+    }
+    spdlog::info("QUIC is reachable again: moving the session from WebSocket to QUIC");
+    migrating_ = true;
+    s->close(proto::goaway_code::normal, "moving to QUIC");
+    break;
+  }
 }
 
 link::link(asio::any_io_executor ex, link_options o)
@@ -68,7 +116,7 @@ awaitable<link_result> link::run(std::function<awaitable<void>(std::shared_ptr<s
   auto backoff = opts_.backoff_initial;
   auto url = opts_.dial.url.to_string();
   while (!stopped_) {
-    auto r = co_await ws::dial(opts_.dial);
+    auto r = co_await dial();
     if (stopped_) {
       if (r) {
         r->session->close(proto::goaway_code::normal, "shutting down");
@@ -88,6 +136,10 @@ awaitable<link_result> link::run(std::function<awaitable<void>(std::shared_ptr<s
       changed_.notify();
       spdlog::info("session up: {} as {} ({})", url, r->hello.identity, s->transport_name());
       auto started = clock::now();
+      bool on_ws = s->transport_name() != "quic";
+      if (on_ws && opts_.mode == transport_mode::automatic && opts_.dial_quic && opts_.dial.url.tls) {
+        asio::co_spawn(ex_, reprobe(s), asio::detached);
+      }
       co_await serve(s);
       co_await s->wait_closed();
       current_.reset();
@@ -103,6 +155,10 @@ awaitable<link_result> link::run(std::function<awaitable<void>(std::shared_ptr<s
       if (info.remote && info.code == proto::goaway_code::revoked) {
         spdlog::error("session closed by the gateway: {}; not reconnecting", info.message);
         co_return link_result{link_end::revoked, info.message};
+      }
+      if (std::exchange(migrating_, false)) {
+        backoff = opts_.backoff_initial;
+        continue;  // re-dial at once; auto mode tries QUIC first
       }
       why = info.message.empty() ? "closed" : info.message;
       // A session that lived a while earns a fast reconnect.

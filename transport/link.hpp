@@ -2,6 +2,12 @@
 // dials again with capped, jittered exponential backoff, forever, except when the gateway
 // refused our token (HTTP 401/403), revoked it, or replaced us with a newer session of the
 // same name: those end the link with a reason, because retrying cannot help.
+//
+// Transports: `ws` dials WebSocket, `quic` dials QUIC, `auto` tries QUIC with a short
+// deadline and falls back to WebSocket, logging which it uses and why. While an `auto` link
+// is on WebSocket it re-probes QUIC every quic_reprobe (a handshake without a token, which
+// the gateway answers with a refusal: reachable); when QUIC answers and the session is
+// idle (no streams), the session is closed and re-dialled, over QUIC.
 // Thread-safety: one executor.
 #pragma once
 
@@ -17,10 +23,20 @@
 
 namespace nl::transport {
 
+enum class transport_mode { automatic, quic, ws };
+
+using dial_outcome = std::expected<ws::dial_result, ws::dial_error>;
+
 struct link_options {
   ws::dial_options dial;
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30'000};
+  transport_mode mode = transport_mode::ws;
+  // Dials QUIC within the timeout; `probe` sends no token (reachability only). Set by the
+  // apps (transport/quic/link_quic.hpp); without it every mode dials WebSocket.
+  std::function<awaitable<dial_outcome>(std::chrono::milliseconds timeout, bool probe)> dial_quic;
+  std::chrono::milliseconds quic_deadline{1'500};   // auto: how long QUIC may take before WebSocket
+  std::chrono::milliseconds quic_reprobe{300'000};  // auto, on WebSocket: how often to try QUIC again
 };
 
 // The link settings of an agent or client: gateway URL (already validated by
@@ -57,8 +73,14 @@ public:
   awaitable<void> shutdown();
 
 private:
+  awaitable<dial_outcome> dial();
+  // auto mode on a WebSocket session: probe QUIC now and then; close the idle session
+  // once QUIC answers so that the next dial uses it.
+  awaitable<void> reprobe(std::shared_ptr<session> s);
+
   asio::any_io_executor ex_;
   link_options opts_;
+  bool migrating_ = false;  // we closed the session to move it to QUIC
   std::shared_ptr<session> current_;
   async_event changed_;
   asio::steady_timer backoff_timer_;

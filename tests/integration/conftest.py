@@ -44,6 +44,9 @@ DEFAULT_ALLOW = ("cidr=127.0.0.0/8", "cidr=::1/128")
 KEEPALIVE = os.environ.get("NL_TEST_KEEPALIVE", "1s")
 KEEPALIVE_TIMEOUT = os.environ.get("NL_TEST_KEEPALIVE_TIMEOUT", "3s")
 GATEWAY_TERM_TIMEOUT = 15.0  # default drain_timeout (10 s) + margin
+# The transport agents and clients use towards a TLS gateway: the suite runs once with
+# "ws" and once with "quic" (CTest registers both); plain (ws://) gateways are WebSocket.
+TRANSPORT = os.environ.get("NL_TEST_TRANSPORT", "ws")
 PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy", "socks_proxy"}
 
 
@@ -226,7 +229,7 @@ backoff_max: {backoff_max}
         argv = ["--gateway", gw.url]
         argv += ["--token-file", self.token_file(token)] if use_file else ["--token", token]
         if gw.tls:
-            argv += ["--ca", self.cert]
+            argv += ["--ca", self.cert, "--transport", TRANSPORT]
         return argv
 
     def start_agent(self, gw: Gateway, name: str = "home", tenant: str = "t1", allow=DEFAULT_ALLOW,

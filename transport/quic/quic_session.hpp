@@ -4,8 +4,8 @@
 //
 // Wire design (ALPN "nl/1", QUIC v1, TLS 1.3; frames are proto/frame.hpp frames, reused):
 // - Control stream: the client's first bidirectional stream (id 0). The client writes a
-//   HELLO frame whose `identity` field carries its bearer token (JWT) and `info` its
-//   software; the gateway answers with its own HELLO (identity = "tenant/name" it
+//   HELLO frame whose `identity` field carries its bearer token (JWT) and `info` the
+//   endpoint it asks for ("/v1/agent" or "/v1/client", as the WebSocket paths); the gateway answers with its own HELLO (identity = "tenant/name" it
 //   authenticated) once the application accepted the session, or closes the connection
 //   with application code 0x200 + errc (e.g. auth_failed) and the reason as the phrase.
 //   Later on the control stream: GOAWAY (drain) and RESET frames carrying the message text
@@ -70,6 +70,7 @@ struct client_options {
   std::string ca_file;             // PEM trust anchors; "" = the system trust store
   bool insecure = false;           // skip certificate verification (tests, debugging)
   std::string token;               // bearer token, sent in the client's HELLO
+  std::string endpoint;            // "/v1/agent" or "/v1/client": the role asked for (HELLO info)
   std::chrono::milliseconds timeout{10'000};  // whole dial: handshake + HELLO
   quic_options quic;
 };
