@@ -39,7 +39,8 @@ const keys client_e2e_keys{"pins", "passphrase_file"};
 const keys gateway_keys{"listen",  "tls",           "secret_file",     "revoked",  "revoked_file",
                         "session", "drain_timeout", "duplicate_agent", "log_level", "quic"};
 const keys peer_keys{"gateway",         "token",       "token_file", "tls",      "session",
-                     "connect_timeout", "backoff_initial", "backoff_max", "log_level", "transport"};
+                     "connect_timeout", "backoff_initial", "backoff_max", "log_level", "transport",
+                     "quic_reprobe"};
 const keys agent_only_keys{"dial_timeout", "policy", "e2e", "udp"};
 const keys client_only_keys{"agent", "socks", "forwards", "e2e", "udp", "udp_forwards"};
 constexpr std::uint32_t max_max_flows = 1 << 16;
@@ -506,6 +507,9 @@ finding check_peer(const peer_config& p, bool complete) {
   if (p.transport != "auto" && p.transport != "quic" && p.transport != "ws") {
     return issue{{"transport"}, "'transport' is '" + p.transport + "'; use auto (QUIC, else WebSocket), quic or ws"};
   }
+  if (p.quic_reprobe.count() <= 0) {
+    return issue{{"quic_reprobe"}, "'quic_reprobe' must be more than 0; use e.g. 5m"};
+  }
   if (p.transport == "quic" && p.gateway.starts_with("ws://")) {
     return issue{{"transport", "gateway"}, "'transport: quic' needs a wss:// gateway (QUIC always uses TLS)"};
   }
@@ -730,6 +734,7 @@ void read_peer(const section& top, peer_config& p) {
   top.get_duration("backoff_max", p.backoff_max, "30s");
   top.get("log_level", p.log_level, "info");
   top.get("transport", p.transport, "auto");
+  top.get_duration("quic_reprobe", p.quic_reprobe, "5m");
 }
 
 acl::rule read_rule(context& ctx, const YAML::Node& item, int index, int fallback_line) {

@@ -89,6 +89,7 @@ struct peer_config {
   // "auto" (QUIC first with a short deadline, else WebSocket; QUIC re-probed while on
   // WebSocket), "quic" or "ws". QUIC needs a wss:// gateway (TLS).
   std::string transport = "auto";
+  milliseconds quic_reprobe{300'000};      // auto on WebSocket: how often to try QUIC again
 };
 
 // UDP flows (agent: per client session; client: its own).

@@ -23,6 +23,7 @@ link_options link_options_from(const config::peer_config& p, std::string endpoin
   o.dial.mux.log_name = "gateway session";
   o.backoff_initial = p.backoff_initial;
   o.backoff_max = p.backoff_max;
+  o.quic_reprobe = p.quic_reprobe;
   o.mode = p.transport == "quic" ? transport_mode::quic
            : p.transport == "ws" ? transport_mode::ws
                                  : transport_mode::automatic;
