@@ -11,6 +11,7 @@ NL_BIN=${NL_BIN:?tests/bench/run.sh sets NL_BIN (the build directory)}
 NL_STATE=${NL_STATE:-$RUN/nl}
 NL_LOG_LEVEL=${NL_LOG_LEVEL:-warn}
 NL_E2E=0  # 81-nl-socks-e2e.sh sources this file and sets 1: the client pins the agent's key
+NL_TRANSPORT=ws  # 82-nl-socks-quic.sh sources this file and sets quic
 
 # nl_log_lines LABEL : current number of lines in this row's log for LABEL (logs are appended
 # to across rounds, so readiness is looked for only after this offset)
@@ -39,14 +40,16 @@ row_start() {  # $1 $2 = target (socks rows ignore it: the harness asks through 
 
   off=$(nl_log_lines nl-agent)
   bg_start nl-agent "$NL_BIN/agent/nl-agent" --gateway "$url" --token-file "$NL_STATE/agent.token" \
-    --ca "$NL_STATE/gateway.crt" --allow cidr=127.0.0.0/8 --log-level info --key-file "$NL_STATE/agent.key"
+    --ca "$NL_STATE/gateway.crt" --allow cidr=127.0.0.0/8 --log-level info --key-file "$NL_STATE/agent.key" \
+    --transport "$NL_TRANSPORT"
   nl_wait_log nl-agent "$off" 'session up: ' || return 1
 
   off=$(nl_log_lines nl-client)
   local pin=()
   [ "$NL_E2E" = 1 ] && pin=(--pin "bench=$(head -1 "$NL_STATE/agent.pub")")
   bg_start nl-client "$NL_BIN/client/nl-client" --gateway "$url" --token-file "$NL_STATE/client.token" \
-    --ca "$NL_STATE/gateway.crt" --log-level info "${pin[@]}" socks --agent bench --listen "127.0.0.1:$P_ROW"
+    --ca "$NL_STATE/gateway.crt" --log-level info --transport "$NL_TRANSPORT" "${pin[@]}" \
+    socks --agent bench --listen "127.0.0.1:$P_ROW"
   nl_wait_log nl-client "$off" 'session up: ' || return 1
   wait_port "$P_ROW"
 }

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""WebSocket vs QUIC between nl peers and the gateway, one run, loopback (TLS both):
+nl-client socks -> gateway -> agent -> target, with agent and client on `--transport ws`
+and then `--transport quic`. Per transport:
+
+  bulk     one stream, target -> client, MB/s (best of ROUNDS x SECS)
+  4 par    four streams at once, aggregate MB/s
+  streams  sequential new streams per second (SOCKS5 connect + 1-byte echo + close, 300)
+  cold     `nl-client connect` from exec to the first byte of a target's banner, ms
+           (median of 15; includes process start and the handshake with the gateway)
+
+The target is ../shared/bench/bench.py server (a separate process: 'D' = endless zeros,
+anything else = echo). Prints a markdown table and writes build/transport-bench.md.
+
+    tests/bench/transport_bench.py [--secs 3] [--rounds 3]
+"""
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import conftest  # noqa: E402
+from conftest import CLIENT, NL  # noqa: E402
+from nltest import free_port, socks5_open, wait_until  # noqa: E402
+
+HARNESS = ROOT.parent / "shared" / "bench" / "bench.py"
+
+
+def read_for(sock, secs, box, i):
+    buf = bytearray(1 << 20)
+    sock.sendall(b"D0\n")  # endless zeros
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # warm-up
+        sock.recv_into(buf)
+    n, t0 = 0, time.monotonic()
+    end = t0 + secs
+    while time.monotonic() < end:
+        k = sock.recv_into(buf)
+        if not k:
+            break
+        n += k
+    box[i] = n / (time.monotonic() - t0) / 1e6
+
+
+def bulk(socks_port, target, streams, secs):
+    socks = [socks5_open(socks_port, "127.0.0.1", target) for _ in range(streams)]
+    box = [0.0] * streams
+    ts = [threading.Thread(target=read_for, args=(s, secs, box, i)) for i, s in enumerate(socks)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(secs + 30)
+    for s in socks:
+        s.close()
+    return sum(box)
+
+
+def stream_rate(socks_port, target, n=300):
+    t0 = time.monotonic()
+    for _ in range(n):
+        s = socks5_open(socks_port, "127.0.0.1", target)
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+        s.close()
+    return n / (time.monotonic() - t0)
+
+
+def cold_connect(nl, gw, transport, banner_port, n=15):
+    times = []
+    tok = nl.token_file(nl.token("client", "t1", "laptop"))
+    for _ in range(n):
+        argv = [str(CLIENT), "--gateway", gw.url, "--token-file", str(tok), "--ca", str(nl.cert), "--transport",
+                transport, "connect", "--agent", "home", f"127.0.0.1:{banner_port}"]
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=nl.env)
+        b = p.stdout.read(1)
+        times.append((time.monotonic() - t0) * 1000)
+        assert b, "no first byte"
+        p.stdin.close()
+        p.kill()
+        p.wait(10)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--secs", type=float, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="nl-transport-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "pki").mkdir()
+        cert, key = tmp / "pki" / "gw.crt", tmp / "pki" / "gw.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        (tmp / "run").mkdir()
+        nl = NL(tmp / "run", (cert, key))
+        port = free_port()
+        target = subprocess.Popen([sys.executable, str(HARNESS), "server", "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 10,
+                       "bench target")
+            banner = nl.banner_server()
+            gw = nl.start_gateway(keepalive="10s", keepalive_timeout="30s")
+            for transport in ("ws", "quic"):
+                conftest.TRANSPORT = transport
+                agent = nl.start_agent(gw, proc_name=f"agent-{transport}")
+                socks = nl.start_socks(gw)
+                socks.proc.wait_line(r"session up: .*\((wss|quic)\)")
+                b1 = max(bulk(socks.port, port, 1, a.secs) for _ in range(a.rounds))
+                b4 = max(bulk(socks.port, port, 4, a.secs) for _ in range(a.rounds))
+                rate = max(stream_rate(socks.port, port) for _ in range(a.rounds))
+                cold = cold_connect(nl, gw, transport, banner.port)
+                rows[transport] = (b1, b4, rate, cold)
+                print(f"{transport:5} bulk {b1:7.0f} MB/s  4 par {b4:7.0f} MB/s  streams {rate:6.0f}/s  "
+                      f"cold {cold:5.1f} ms", flush=True)
+                socks.proc.stop()
+                agent.stop()
+        finally:
+            target.kill()
+            target.wait(5)
+            nl.cleanup()
+    ws, q = rows["ws"], rows["quic"]
+    out = ["| transport | bulk MB/s | 4 streams MB/s | new streams/s | cold connect ms |", "|---|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        out.append(f"| {name} | {r[0]:.0f} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.1f} |")
+    out.append(f"| quic / ws | {q[0] / ws[0]:.2f}x | {q[1] / ws[1]:.2f}x | {q[2] / ws[2]:.2f}x | |")
+    text = "\n".join(out) + f"\n\n(best of {a.rounds} x {a.secs:.0f} s per cell; loopback, {os.cpu_count()} CPUs)\n"
+    print(text)
+    (conftest.BIN_DIR / "transport-bench.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
