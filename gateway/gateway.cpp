@@ -87,7 +87,10 @@ std::string gateway::start() {
     qo.quic.log_name = "quic";
     auto q = transport::quic::listener::create(io_.get_executor(), qo);
     if (!q) {
-      return "QUIC listener on udp " + qo.listen + ": " + q.error() + " (set quic: false to run without it)";
+      // WebSocket still serves everyone (auto peers fall back); say why QUIC is missing.
+      spdlog::warn("no QUIC: cannot listen on udp {}: {} (WebSocket only; set quic: false to silence this)",
+                   qo.listen, q.error());
+      return {};
     }
     quic_ = std::move(*q);
     auto qep = quic_->local_endpoint();
