@@ -1,5 +1,7 @@
 #include "transport/mux/mux_session.hpp"
 
+#include "transport/incoming_adapter.hpp"
+
 #include <deque>
 #include <unordered_map>
 
@@ -100,28 +102,7 @@ private:
   state_ptr st_;
 };
 
-class mux_incoming final : public incoming_stream {
-public:
-  mux_incoming(std::shared_ptr<mux_session_impl> s, state_ptr st, open_request req)
-      : s_(std::move(s)), st_(std::move(st)), req_(std::move(req)) {}
-  ~mux_incoming() override {
-    if (!done_) {
-      reject(errc::aborted, "not accepted");
-    }
-  }
-  using incoming_stream::accept;
-  using incoming_stream::reject;
-  const open_request& request() const noexcept override { return req_; }
-  std::uint32_t id() const noexcept override { return st_->id; }
-  std::unique_ptr<stream> accept(std::vector<std::byte> envelope) override;
-  void reject(errc code, std::string message, std::vector<std::byte> envelope) override;
-
-private:
-  std::shared_ptr<mux_session_impl> s_;
-  state_ptr st_;
-  open_request req_;
-  bool done_ = false;
-};
+using mux_incoming = answerable_incoming<mux_session_impl, stream_state, mux_stream>;
 
 class mux_session_impl final : public session,
                                public std::enable_shared_from_this<mux_session_impl> {
@@ -817,17 +798,6 @@ awaitable<error_code> mux_stream::shutdown_send() {
   co_return error_code{};
 }
 void mux_stream::reset(errc code, std::string_view message) { s_->reset_stream(*st_, code, message, true); }
-
-std::unique_ptr<stream> mux_incoming::accept(std::vector<std::byte> envelope) {
-  done_ = true;
-  s_->answer(st_, errc::ok, {}, std::move(envelope));
-  return std::make_unique<mux_stream>(s_, st_);
-}
-
-void mux_incoming::reject(errc code, std::string message, std::vector<std::byte> envelope) {
-  done_ = true;
-  s_->answer(st_, code, message, std::move(envelope));
-}
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "transport/quic/quic_connection.hpp"
 
+#include "transport/incoming_adapter.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -200,35 +202,7 @@ private:
   state_ptr st_;
 };
 
-class quic_incoming final : public incoming_stream {
-public:
-  quic_incoming(std::shared_ptr<connection> c, state_ptr st, open_request req)
-      : c_(std::move(c)), st_(std::move(st)), req_(std::move(req)) {}
-  ~quic_incoming() override {
-    if (!done_) {
-      reject(errc::aborted, "not accepted");
-    }
-  }
-  using incoming_stream::accept;
-  using incoming_stream::reject;
-  const open_request& request() const noexcept override { return req_; }
-  std::uint32_t id() const noexcept override { return static_cast<std::uint32_t>(st_->id); }
-  std::unique_ptr<stream> accept(std::vector<std::byte> envelope) override {
-    done_ = true;
-    c_->answer(st_, errc::ok, {}, std::move(envelope));
-    return std::make_unique<quic_stream>(c_, st_);
-  }
-  void reject(errc code, std::string message, std::vector<std::byte> envelope) override {
-    done_ = true;
-    c_->answer(st_, code, message, std::move(envelope));
-  }
-
-private:
-  std::shared_ptr<connection> c_;
-  state_ptr st_;
-  open_request req_;
-  bool done_ = false;
-};
+using quic_incoming = answerable_incoming<connection, stream_state, quic_stream>;
 
 }  // namespace
 
@@ -646,14 +620,7 @@ void connection::on_read_error(int rv) {
       ngtcp2_connection_close_error_default(&ccerr);
       ngtcp2_connection_close_error_set_transport_error_tls_alert(&ccerr, ngtcp2_conn_get_tls_alert(conn_), nullptr,
                                                                   0);
-      ngtcp2_path_storage ps;
-      ngtcp2_path_storage_zero(&ps);
-      ngtcp2_pkt_info pi{};
-      auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf_.data(), max_udp_payload, &ccerr,
-                                                  now_ts());
-      if (n > 0) {
-        host_->send(remote_, buf_.data(), static_cast<std::size_t>(n));
-      }
+      write_close(ccerr);
       terminate();
       return;
     }
@@ -670,14 +637,7 @@ void connection::on_read_error(int rv) {
       ngtcp2_connection_close_error_default(&ccerr);
       ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, rv, nullptr, 0);
       if (!ngtcp2_conn_is_in_closing_period(conn_) && !ngtcp2_conn_is_in_draining_period(conn_)) {
-        ngtcp2_path_storage ps;
-        ngtcp2_path_storage_zero(&ps);
-        ngtcp2_pkt_info pi{};
-        auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf_.data(), max_udp_payload, &ccerr,
-                                                    now_ts());
-        if (n > 0) {
-          host_->send(remote_, buf_.data(), static_cast<std::size_t>(n));
-        }
+        write_close(ccerr);
       }
       terminate();
       return;
@@ -724,6 +684,10 @@ void connection::send_close(std::uint64_t app_code, const std::string& reason) {
   ngtcp2_connection_close_error_default(&ccerr);
   ngtcp2_connection_close_error_set_application_error(&ccerr, app_code, reinterpret_cast<const std::uint8_t*>(r.data()),
                                                       r.size());
+  write_close(ccerr);
+}
+
+void connection::write_close(const ngtcp2_connection_close_error& ccerr) {
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};

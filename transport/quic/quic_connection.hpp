@@ -129,6 +129,8 @@ private:
   void on_read_error(int rv);
   void on_peer_close();
   void send_close(std::uint64_t app_code, const std::string& reason);
+  // Writes one packet carrying CONNECTION_CLOSE with `ccerr` and sends it to the peer.
+  void write_close(const ngtcp2_connection_close_error& ccerr);
   void finish(bool remote, proto::goaway_code code, std::string message);
   void terminate();
   void protocol_error(std::string why);
