@@ -22,10 +22,6 @@ namespace nl::client {
 
 namespace {
 
-// Addresses of the TUN device itself: the kernel's source for captured traffic. They lie
-// outside lwIP's subnets and the fake DNS pools (netstack::capture_options).
-constexpr const char* tun_v4 = "198.19.255.254/32";
-constexpr const char* tun_v6 = "fd6e:6c02::1/128";
 constexpr const char* dns_pool_v4 = "198.19.0.0/17";
 constexpr const char* dns_pool_v6 = "fd6e:6c01::/96";
 
@@ -65,12 +61,10 @@ awaitable<int> client::tun(std::string agent, tun_options o) {
     dev->close();
     return 1;
   };
-  if (auto e = netstack::run_ip({"link", "set", "dev", name, "mtu", std::to_string(o.mtu), "txqueuelen", "10000", "up"});
-      !e.empty()) {
+  bool v6 = false;
+  if (auto e = netstack::bring_up(name, o.mtu, &v6); !e.empty()) {
     co_return fail(e);
   }
-  if (auto e = netstack::run_ip({"addr", "add", tun_v4, "dev", name}); !e.empty()) co_return fail(e);
-  bool v6 = netstack::run_ip({"-6", "addr", "add", tun_v6, "dev", name, "nodad"}).empty();
   if (!v6) {
     spdlog::warn("tun: no IPv6 on {} (IPv6 disabled here?): only IPv4 is captured", name);
   }
@@ -96,9 +90,7 @@ awaitable<int> client::tun(std::string agent, tun_options o) {
     }
   }
   std::vector<std::string> captured;
-  auto add_route = [&](const std::string& cidr) {
-    return routes.apply({"route", "add", cidr, "dev", name}, {"route", "del", cidr, "dev", name});
-  };
+  auto add_route = [&](const std::string& cidr) { return routes.route_via(cidr, name); };
   for (auto& r : ranges) {
     if (r.addr.v6 && !v6) continue;
     if (auto e = add_route(r.to_string()); !e.empty()) co_return fail(e);

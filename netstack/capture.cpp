@@ -75,10 +75,6 @@ ip_address address_of(const ip_addr_t& a) {
   return ip_address::from_bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&ip_2_ip4(&a)->addr), 4));
 }
 
-errc errc_of(const error_code& ec) {
-  return to_wire_code(ec);
-}
-
 proto::target make_target(std::string host, std::uint16_t port, proto::transport_protocol p) {
   proto::target t;
   t.host = std::move(host);
@@ -207,7 +203,7 @@ struct tcp_flow : std::enable_shared_from_this<tcp_flow> {
       co_return;
     }
     if (!out.stream) {
-      auto code = errc_of(out.error);
+      auto code = to_wire_code(out.error);
       spdlog::info("tun: {} ({}): {}{}", flow_text(key, "tcp"), host_port{dest.host, dest.port}.to_string(),
                    describe(code), out.message.empty() ? "" : ": " + out.message);
       owner.refuse(syn, code);
@@ -398,7 +394,7 @@ struct udp_flow : std::enable_shared_from_this<udp_flow> {
     auto keep = owner.shared_from_this();
     auto out = co_await owner.open(dest);
     if (!out.stream) {
-      auto code = errc_of(out.error);
+      auto code = to_wire_code(out.error);
       spdlog::info("tun: {} ({}): {}{}", flow_text(key, "udp"), host_port{dest.host, dest.port}.to_string(),
                    describe(code), out.message.empty() ? "" : ": " + out.message);
       if (!owner.stopped) owner.refuse(first, code);

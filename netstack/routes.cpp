@@ -102,6 +102,22 @@ std::string run_ip(const std::vector<std::string>& args) {
   return "`" + command_text(args) + "` failed" + (out.empty() ? "" : ": " + out);
 }
 
+std::string bring_up(const std::string& dev, unsigned mtu, bool* v6) {
+  if (auto e = run_ip({"link", "set", "dev", dev, "mtu", std::to_string(mtu), "txqueuelen", "10000", "up"}); !e.empty()) {
+    return e;
+  }
+  if (auto e = run_ip({"addr", "add", tun_address_v4, "dev", dev}); !e.empty()) {
+    return e;
+  }
+  bool has_v6 = run_ip({"-6", "addr", "add", tun_address_v6, "dev", dev, "nodad"}).empty();
+  if (v6) *v6 = has_v6;
+  return {};
+}
+
+std::string route_guard::route_via(const std::string& cidr, const std::string& dev) {
+  return apply({"route", "add", cidr, "dev", dev}, {"route", "del", cidr, "dev", dev});
+}
+
 std::string route_guard::apply(std::vector<std::string> do_args, std::vector<std::string> undo_args) {
   auto e = run_ip(do_args);
   if (e.empty()) undo_.push_back(std::move(undo_args));

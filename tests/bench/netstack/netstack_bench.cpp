@@ -94,15 +94,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   netstack::route_guard guard;
-  for (auto e : {netstack::run_ip({"link", "set", "dev", tun->name(), "mtu", std::to_string(mtu), "txqueuelen", "10000", "up"}),
-                 netstack::run_ip({"addr", "add", "198.19.255.254/32", "dev", tun->name()})}) {
-    if (!e.empty()) {
-      std::cerr << "nl-netstack-bench: " << e << "\n";
-      return 1;
-    }
+  if (auto e = netstack::bring_up(tun->name(), mtu, nullptr); !e.empty()) {
+    std::cerr << "nl-netstack-bench: " << e << "\n";
+    return 1;
   }
   for (auto& r : routes) {
-    if (auto e = guard.apply({"route", "add", r, "dev", tun->name()}, {"route", "del", r, "dev", tun->name()}); !e.empty()) {
+    if (auto e = guard.route_via(r, tun->name()); !e.empty()) {
       std::cerr << "nl-netstack-bench: " << e << "\n";
       return 1;
     }
