@@ -651,9 +651,13 @@ bool starts_with_mapping_key(std::string_view line) {
   return false;
 }
 
+// An nl config is one YAML document. Once it has content, a line in column 0 that starts
+// another one ('---', a '%' directive, which yaml-cpp also takes as a document start, or
+// content after '...') is refused here: yaml-cpp would otherwise go on to parse the next
+// document's root, and "s:\n%\n," spins it forever just as a ',' root does.
 void check_document_roots(const context& ctx, std::string_view yaml) {
+  enum { before, inside, ended } state = before;
   int line = 0;
-  bool at_root = true;  // looking for the first significant line of a document
   while (!yaml.empty()) {
     ++line;
     auto end = yaml.find('\n');
@@ -662,19 +666,28 @@ void check_document_roots(const context& ctx, std::string_view yaml) {
     if (!text.empty() && text.back() == '\r') {
       text.remove_suffix(1);
     }
-    if (text == "---" || text.starts_with("--- ") || text == "..." || text.starts_with("... ")) {
-      at_root = true;
-      text = text.substr(3);
+    auto first = text.find_first_not_of(" \t");
+    bool blank = first == std::string_view::npos || text[first] == '#';
+    bool start = text == "---" || text.starts_with("--- ") || text.starts_with("---\t");
+    bool finish = text == "..." || text.starts_with("... ") || text.starts_with("...\t");
+    if ((state == inside && (start || text.starts_with('%'))) || (state == ended && !blank)) {
+      ctx.fail(line, "only one YAML document is allowed; remove the '" + std::string(text.substr(0, 3)) +
+                         "' line and merge the documents");
     }
-    if (!at_root) {
+    if (finish) {
+      state = ended;
       continue;
     }
-    auto first = text.find_first_not_of(" \t");
-    if (first == std::string_view::npos || text[first] == '#' || text[first] == '%') {
-      continue;  // blank, comment or directive
+    if (start) {
+      text = text.substr(3);
+      first = text.find_first_not_of(" \t");
+      blank = first == std::string_view::npos || text[first] == '#';
+    }
+    if (state != before || blank || text[first] == '%') {
+      continue;  // inside the document, or blank, comment or directive before it
     }
     auto rest = text.substr(first);
-    at_root = false;
+    state = inside;
     // A flow map at the root ("{a: b}") is refused too: "{a: b}," also never returns. So is
     // an indented root map: "  a: b" followed by a ',' line in column 0 spins as well.
     if (first != 0 || !starts_with_mapping_key(rest)) {

@@ -144,7 +144,11 @@ TEST_CASE("config errors: line and message", "[config]") {
       {"tab indentation", 'g', "session:\n\tkeepalive: 5s\n", 2, "indent with spaces, not tabs"},
       {"bare wildcard", 'a', "policy:\n  rules:\n    - allow: { domain: [*.lan] }\n", 3,
        "must be quoted, e.g. \"*.lan\""},
-      {"two documents", 'g', "listen: 0.0.0.0:443\n---\nlisten: 0.0.0.0:80\n", 3, "only one YAML document"},
+      {"two documents", 'g', "listen: 0.0.0.0:443\n---\nlisten: 0.0.0.0:80\n", 2, "only one YAML document"},
+      // a directive after content starts a new document in yaml-cpp; "s:\n%\n," made it spin
+      {"directive after content", 'c', "s:\n%\n,", 2, "only one YAML document"},
+      {"directive after content, yaml", 'g', "listen: 0.0.0.0:443\n%YAML 1.2\n", 2, "only one YAML document"},
+      {"content after end marker", 'a', "gateway: ws://a\n...\n,\n", 3, "only one YAML document"},
   };
   // clang-format on
   for (const auto& c : cases) {
@@ -181,7 +185,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   CHECK(g->source == "g.yaml");
 
   SECTION("empty text and comments only give the defaults") {
-    for (std::string_view text : {"", "# nothing\n", "---\n"}) {
+    for (std::string_view text : {"", "# nothing\n", "---\n", "%YAML 1.2\n---\n...\n# end\n"}) {
       auto a = nl::config::parse_agent(text, "e.yaml");
       REQUIRE(a);
       CHECK(a->peer.session.keepalive == 10s);
