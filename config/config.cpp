@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include "common/units.hpp"
@@ -656,6 +657,17 @@ bool starts_with_mapping_key(std::string_view line) {
 // content after '...') is refused here: yaml-cpp would otherwise go on to parse the next
 // document's root, and "s:\n%\n," spins it forever just as a ',' root does.
 void check_document_roots(const context& ctx, std::string_view yaml) {
+  // YAML allows no C0 control character but tab, LF and CR, nor DEL; yaml-cpp 0.7 takes a
+  // NUL for the end of the stream (so "\0,:" passes the root check and then spins it).
+  int l = 1;
+  for (char ch : yaml) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      ++l;
+    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      ctx.fail(l, fmt::format("control character 0x{:02x}; a config file must be plain text (UTF-8)", c));
+    }
+  }
   enum { before, inside, ended } state = before;
   int line = 0;
   while (!yaml.empty()) {

@@ -148,6 +148,9 @@ TEST_CASE("config errors: line and message", "[config]") {
       // a directive after content starts a new document in yaml-cpp; "s:\n%\n," made it spin
       {"directive after content", 'c', "s:\n%\n,", 2, "only one YAML document"},
       {"directive after content, yaml", 'g', "listen: 0.0.0.0:443\n%YAML 1.2\n", 2, "only one YAML document"},
+      // yaml-cpp takes NUL for the end of input; "\0,:" then spun it
+      {"NUL byte", 'c', std::string_view("s: 1\n\0,:", 8), 2, "control character 0x00"},
+      {"control character", 'g', "listen: 0.0.0.0:443\nrevoked: [a\x02]\n", 2, "control character 0x02"},
       {"content after end marker", 'a', "gateway: ws://a\n...\n,\n", 3, "only one YAML document"},
   };
   // clang-format on
