@@ -687,6 +687,11 @@ void check_document_roots(const context& ctx, std::string_view yaml) {
                          "' line and merge the documents");
     }
     if (finish) {
+      auto after = text.substr(3);
+      auto f = after.find_first_not_of(" \t");
+      if (f != std::string_view::npos && after[f] != '#') {
+        ctx.fail(line, "nothing but a comment may follow '...' (the end of the document) on its line");
+      }
       state = ended;
       continue;
     }

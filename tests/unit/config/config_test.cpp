@@ -151,6 +151,7 @@ TEST_CASE("config errors: line and message", "[config]") {
       // yaml-cpp takes NUL for the end of input; "\0,:" then spun it
       {"NUL byte", 'c', std::string_view("s: 1\n\0,:", 8), 2, "control character 0x00"},
       {"control character", 'g', "listen: 0.0.0.0:443\nrevoked: [a\x02]\n", 2, "control character 0x02"},
+      {"content on the end marker's line", 'g', "... ,", 1, "nothing but a comment may follow '...'"},
       {"content after end marker", 'a', "gateway: ws://a\n...\n,\n", 3, "only one YAML document"},
   };
   // clang-format on
