@@ -3,6 +3,7 @@
 #include "transport/incoming_adapter.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +21,7 @@ namespace {
 
 constexpr std::size_t cid_len = 18;               // our connection IDs (the listener demuxes on them)
 constexpr std::size_t max_udp_payload = 1452;     // largest datagram we send (Ethernet-safe)
+constexpr std::size_t loopback_udp_payload = 16000; // over loopback (MTU 64 KiB), 4 per GSO run
 constexpr std::size_t max_packets_per_flush = 64; // then yield to the reader
 constexpr std::size_t rx_chunk = 64 * 1024;       // received bytes are gathered in chunks this big
 constexpr std::size_t max_vecs = 16;              // iovecs per writev_stream call
@@ -243,10 +245,31 @@ std::string connection::init_common(bool server, const udp::endpoint& local, con
 
 namespace {
 
-void fill_settings(ngtcp2_settings& s, const quic_options& o, std::chrono::milliseconds handshake_timeout) {
+// The largest datagram we send to `remote`. Paths across networks get 1452 bytes (fits any
+// Ethernet path with IPv6 or tunnels; ngtcp2's PMTUD probes stop at 1444). Over loopback
+// the path is the host's own loopback device (MTU 64 KiB), so datagrams can be as large
+// as TCP's segments there: far fewer packets to encrypt and account per byte.
+// NL_QUIC_MAX_DATAGRAM (1200..65000) overrides this for every peer: for paths whose MTU
+// is below 1500 (some tunnels), and to measure loopback with Internet-sized datagrams.
+std::size_t udp_payload_for(const udp::endpoint& remote) {
+  if (const char* env = std::getenv("NL_QUIC_MAX_DATAGRAM")) {
+    char* end = nullptr;
+    auto v = std::strtoul(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 1200 && v <= max_gso_bytes) {
+      return v;
+    }
+    spdlog::warn("NL_QUIC_MAX_DATAGRAM='{}' ignored: use a number of bytes from 1200 to {}", env, max_gso_bytes);
+  }
+  return remote.address().is_loopback() ? loopback_udp_payload : max_udp_payload;
+}
+
+void fill_settings(ngtcp2_settings& s, const quic_options& o, std::chrono::milliseconds handshake_timeout,
+                   std::size_t payload) {
   ngtcp2_settings_default(&s);
   s.initial_ts = now_ts();
-  s.max_tx_udp_payload_size = max_udp_payload;
+  s.max_tx_udp_payload_size = payload;
+  // Without this, ngtcp2 0.12 stays at 1200 bytes until PMTUD raises it (to ≤ 1444).
+  s.no_tx_udp_payload_size_shaping = payload > max_udp_payload ? 1 : 0;
   s.max_window = o.max_connection_window;
   s.max_stream_window = o.max_stream_window;
   s.handshake_timeout = static_cast<ngtcp2_duration>(handshake_timeout.count()) * NGTCP2_MILLISECONDS;
@@ -282,7 +305,8 @@ std::string connection::init_client(const client_options& o, const udp::endpoint
     return "no randomness for connection IDs";
   }
   ngtcp2_settings settings;
-  fill_settings(settings, opts_, o.timeout);
+  max_payload_ = udp_payload_for(remote_);
+  fill_settings(settings, opts_, o.timeout, max_payload_);
   ngtcp2_transport_params params;
   fill_params(params, opts_, false);
   ngtcp2_path path{{const_cast<sockaddr*>(local_.data()), static_cast<ngtcp2_socklen>(local_.size())},
@@ -314,7 +338,8 @@ std::string connection::init_server(const udp::endpoint& local, const udp::endpo
     return "no randomness for connection IDs";
   }
   ngtcp2_settings settings;
-  fill_settings(settings, opts_, hello_timeout);
+  max_payload_ = udp_payload_for(remote_);
+  fill_settings(settings, opts_, hello_timeout, max_payload_);
   ngtcp2_transport_params params;
   fill_params(params, opts_, true);
   params.original_dcid = hd.dcid;
@@ -415,6 +440,12 @@ void connection::flush() {
   ngtcp2_pkt_info pi{};
   std::array<ngtcp2_vec, max_vecs> vec{};
   std::size_t packets = 0;
+  // Packets are written one after another into buf_ and sent in runs (udp_io.hpp).
+  struct {
+    std::size_t bytes = 0, segment = 0, count = 0;
+    udp::endpoint to;
+  } run;
+  auto send_run = [&] { return send_packet(run.to, buf_.data(), run.bytes, run.count > 1 ? run.segment : 0); };
   while (packets < max_packets_per_flush) {
     auto st = closed_ ? nullptr : pick();
     std::int64_t sid = -1;
@@ -442,8 +473,8 @@ void connection::flush() {
       }
     }
     ngtcp2_ssize ndatalen = -1;
-    auto nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf_.data(), max_udp_payload, &ndatalen, flags,
-                                            sid, vec.data(), nvec, ts);
+    auto nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf_.data() + run.bytes, max_payload_,
+                                            &ndatalen, flags, sid, vec.data(), nvec, ts);
     auto account = [&] {
       if (!st || ndatalen < 0) {
         return;
@@ -490,9 +521,34 @@ void connection::flush() {
       to.resize(ps.path.remote.addrlen);
     }
     ++packets;
-    if (!send_packet(to, buf_.data(), static_cast<std::size_t>(nwrite))) {
-      break;
+    auto len = static_cast<std::size_t>(nwrite);
+    // A GSO run is equal-sized packets to one peer, the last one possibly shorter. A packet
+    // that does not fit the run (longer, or to another address) starts the next one.
+    if (run.count > 0 && (len > run.segment || to != run.to)) {
+      bool ok = send_run();
+      std::memmove(buf_.data(), buf_.data() + run.bytes, len);
+      run = {};
+      if (!ok) {
+        send_packet(to, buf_.data(), len, 0);  // queued behind the blocked run
+        break;
+      }
     }
+    if (run.count == 0) {
+      run.segment = len;
+      run.to = to;
+    }
+    run.bytes += len;
+    ++run.count;
+    if (len < run.segment || run.count == max_gso_segments || run.bytes + max_payload_ > buf_.size()) {
+      bool ok = send_run();
+      run = {};
+      if (!ok) {
+        break;
+      }
+    }
+  }
+  if (run.count > 0) {
+    send_run();
   }
   // Stream resets go after this round of packets, so that a RESET frame with the message
   // (control stream, written first) usually reaches the peer before RESET_STREAM does.
@@ -520,15 +576,18 @@ void connection::flush() {
   }
 }
 
-// False when the socket is full (the packet waits for writability) or the peer is gone.
-bool connection::send_packet(const udp::endpoint& to, const std::uint8_t* p, std::size_t n) {
-  auto ec = host_->send(to, p, n);
+// False when the socket is full (the packets wait for writability) or the peer is gone.
+bool connection::send_packet(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment) {
+  if (send_blocked_) {
+    blocked_.push_back({to, std::vector<std::uint8_t>(p, p + n), segment});
+    return false;
+  }
+  auto ec = host_->send(to, p, n, segment);
   if (!ec) {
     return true;
   }
   if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::no_buffer_space) {
-    blocked_pkt_.assign(p, p + n);
-    blocked_to_ = to;
+    blocked_.push_back({to, std::vector<std::uint8_t>(p, p + n), segment});
     wait_socket();
     return false;
   }
@@ -546,16 +605,19 @@ void connection::wait_socket() {
   asio::co_spawn(
       ex_,
       [self]() -> awaitable<void> {
-        while (!self->done_) {
+        while (!self->done_ && !self->blocked_.empty()) {
           auto ec = co_await self->host_->wait_writable();
           if (ec || self->done_) {
             break;
           }
-          auto sec = self->host_->send(self->blocked_to_, self->blocked_pkt_.data(), self->blocked_pkt_.size());
-          if (sec != asio::error::would_block && sec != asio::error::try_again) {
-            break;
+          auto& b = self->blocked_.front();
+          auto sec = self->host_->send(b.to, b.bytes.data(), b.bytes.size(), b.segment);
+          if (sec == asio::error::would_block || sec == asio::error::try_again) {
+            continue;
           }
+          self->blocked_.pop_front();  // sent, or lost (QUIC recovers)
         }
+        self->blocked_.clear();
         self->send_blocked_ = false;
         self->schedule_flush();
       },
@@ -691,9 +753,9 @@ void connection::write_close(const ngtcp2_connection_close_error& ccerr) {
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
-  auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf_.data(), max_udp_payload, &ccerr, now_ts());
+  auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf_.data(), max_payload_, &ccerr, now_ts());
   if (n > 0) {
-    host_->send(remote_, buf_.data(), static_cast<std::size_t>(n));
+    host_->send(remote_, buf_.data(), static_cast<std::size_t>(n), 0);
   }
 }
 

@@ -24,6 +24,7 @@
 #include "common/async.hpp"
 #include "transport/quic/quic_session.hpp"
 #include "transport/quic/quic_tls.hpp"
+#include "transport/quic/udp_io.hpp"
 
 namespace nl::transport::quic::detail {
 
@@ -36,8 +37,9 @@ class connection;
 class conn_host {
 public:
   virtual ~conn_host() = default;
-  // Sends one datagram; would_block means "wait_writable() and retry".
-  virtual error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n) = 0;
+  // Sends one datagram, or with segment > 0 and < n a run of datagrams of `segment` bytes
+  // (the last may be shorter) in one call; would_block means "wait_writable() and retry".
+  virtual error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment) = 0;
   virtual awaitable<error_code> wait_writable() = 0;
   virtual void add_cid(const ngtcp2_cid&, const std::shared_ptr<connection>&) {}
   virtual void remove_cid(const ngtcp2_cid&) {}
@@ -122,7 +124,7 @@ private:
   void start_client_control();
   void schedule_flush();
   void flush();
-  bool send_packet(const udp::endpoint& to, const std::uint8_t* p, std::size_t n);
+  bool send_packet(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment);
   void wait_socket();
   void arm_timer();
   void on_expiry();
@@ -173,9 +175,14 @@ private:
   async_event accept_ev_, closed_ev_, state_ev_, streams_ev_;
   asio::steady_timer timer_;
   ngtcp2_tstamp armed_ = UINT64_MAX;
-  std::array<std::uint8_t, 1500> buf_{};
-  std::vector<std::uint8_t> blocked_pkt_;
-  udp::endpoint blocked_to_;
+  std::size_t max_payload_ = 1200;                        // largest datagram to this peer
+  std::vector<std::uint8_t> buf_ = std::vector<std::uint8_t>(max_gso_bytes);  // one GSO run
+  struct blocked_run {
+    udp::endpoint to;
+    std::vector<std::uint8_t> bytes;
+    std::size_t segment;
+  };
+  std::deque<blocked_run> blocked_;  // packets written while the socket was full
   std::unique_ptr<watchdog> hello_deadline_;
   std::optional<proto::hello_body> hello_;  // client: the gateway's HELLO
   std::string token_, client_info_;         // server: from the client's HELLO

@@ -15,6 +15,7 @@
 #include "common/async.hpp"
 #include "transport/quic/quic_connection.hpp"
 #include "transport/quic/quic_tls.hpp"
+#include "transport/quic/udp_io.hpp"
 
 namespace nl::transport::quic {
 namespace {
@@ -43,11 +44,9 @@ std::string cid_key(const std::uint8_t* p, std::size_t n) { return {reinterpret_
 
 class client_host final : public detail::conn_host {
 public:
-  explicit client_host(udp::socket s) : sock(std::move(s)) {}
-  error_code send(const udp::endpoint&, const std::uint8_t* p, std::size_t n) override {
-    error_code ec;
-    sock.send(asio::buffer(p, n), 0, ec);
-    return ec;
+  explicit client_host(udp::socket s) : sock(std::move(s)), io(sock.native_handle()) {}
+  error_code send(const udp::endpoint&, const std::uint8_t* p, std::size_t n, std::size_t segment) override {
+    return io.send(nullptr, p, n, segment);
   }
   awaitable<error_code> wait_writable() override {
     error_code ec;
@@ -59,23 +58,39 @@ public:
     sock.close(ec);  // ends the reader
   }
   udp::socket sock;
+  detail::udp_batch_io io;
 };
+
+// Feeds each datagram of a received buffer (one, or a GRO run of `segment`-sized ones) in.
+template <class Deliver>
+void split_run(const std::uint8_t* p, std::size_t n, std::size_t segment, Deliver&& deliver) {
+  if (segment == 0) {
+    return;  // truncated: not a whole datagram
+  }
+  for (std::size_t off = 0; off < n; off += segment) {
+    deliver(p + off, std::min(segment, n - off));
+  }
+}
 
 awaitable<void> client_reader(std::shared_ptr<client_host> host, std::shared_ptr<connection> c) {
   std::vector<std::uint8_t> buf(max_datagram);
   udp::endpoint from = c->done() ? udp::endpoint{} : host->sock.remote_endpoint();
   while (!c->done()) {
     error_code ec;
-    auto n = co_await host->sock.async_receive(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-    for (std::size_t i = 0; !ec && !c->done(); ++i) {
-      c->on_packet(from, buf.data(), n);
-      if (i + 1 == max_datagrams_per_wakeup) {
-        break;
+    co_await host->sock.async_wait(udp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    for (std::size_t i = 0; !ec && !c->done() && i < max_datagrams_per_wakeup; ++i) {
+      std::size_t segment = 0;
+      auto n = host->io.receive(buf.data(), buf.size(), nullptr, segment, ec);
+      if (!ec) {
+        split_run(buf.data(), n, segment, [&](const std::uint8_t* p, std::size_t len) {
+          if (!c->done()) {
+            c->on_packet(from, p, len);
+          }
+        });
       }
-      n = host->sock.receive(asio::buffer(buf), 0, ec);
     }
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-      if (ec != asio::error::operation_aborted) {
+      if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
         c->on_socket_error(ec);
       }
       break;
@@ -174,14 +189,12 @@ namespace {
 class server_core final : public detail::conn_host, public std::enable_shared_from_this<server_core> {
 public:
   server_core(asio::any_io_executor ex, udp::socket s, listener_options o, std::shared_ptr<tls::credentials> cred)
-      : ex_(std::move(ex)), sock_(std::move(s)), opts_(std::move(o)), cred_(std::move(cred)), accept_ev_(ex_) {
+      : ex_(std::move(ex)), sock_(std::move(s)), io_(sock_.native_handle()), opts_(std::move(o)), cred_(std::move(cred)), accept_ev_(ex_) {
     local_ = sock_.local_endpoint();
   }
 
-  error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n) override {
-    error_code ec;
-    sock_.send_to(asio::buffer(p, n), to, 0, ec);
-    return ec;
+  error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment) override {
+    return io_.send(&to, p, n, segment);
   }
   awaitable<error_code> wait_writable() override {
     error_code ec;
@@ -288,17 +301,18 @@ private:
     udp::endpoint from;
     while (self->sock_.is_open()) {
       error_code ec;
-      auto n = co_await self->sock_.async_receive_from(asio::buffer(buf), from,
-                                                       asio::redirect_error(asio::use_awaitable, ec));
-      for (std::size_t i = 0; !ec; ++i) {
-        self->on_datagram(from, buf.data(), n);
-        if (i + 1 == max_datagrams_per_wakeup || !self->sock_.is_open()) {
-          break;
-        }
-        n = self->sock_.receive_from(asio::buffer(buf), from, 0, ec);
-      }
+      co_await self->sock_.async_wait(udp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
         break;
+      }
+      for (std::size_t i = 0; !ec && i < max_datagrams_per_wakeup && self->sock_.is_open(); ++i) {
+        std::size_t segment = 0;
+        auto n = self->io_.receive(buf.data(), buf.size(), &from, segment, ec);
+        if (!ec) {
+          split_run(buf.data(), n, segment, [&](const std::uint8_t* p, std::size_t len) {
+            self->on_datagram(from, p, len);
+          });
+        }
       }
       // Other errors (ICMP unreachable reported for an earlier send) concern one peer only.
     }
@@ -307,6 +321,7 @@ private:
   friend class pending_impl;
   asio::any_io_executor ex_;
   udp::socket sock_;
+  detail::udp_batch_io io_;
   listener_options opts_;
   std::shared_ptr<tls::credentials> cred_;
   udp::endpoint local_;
