@@ -13,13 +13,14 @@ BUILD_PKGS=(
   libboost-dev libssl-dev libsodium-dev libyaml-cpp-dev libcli11-dev libfmt-dev
   libspdlog-dev nlohmann-json3-dev catch2
   libhowardhinnant-date-dev   # named time zones for ACL time windows (date/tz.h)
-  libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev  # QUIC transport (prototype, -DNL_QUIC=ON)
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev  # QUIC transport (transport/quic)
 )
 TEST_PKGS=(
   python3 python3-pytest curl openssl netcat-openbsd openssh-client openssh-server socat
   iproute2 procps
   python3-nacl                # an independent implementation for the e2e test vectors
   dnsmasq-base dnsutils       # a real DNS server and dig for the UDP tests
+  ngtcp2-client ngtcp2-server # an independent QUIC endpoint for the interop tests
   clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )
 BENCH_PKGS=(iperf3 stunnel4 shadowsocks-libev microsocks openssh-client openssh-server socat curl python3 iproute2)

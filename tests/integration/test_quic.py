@@ -129,3 +129,43 @@ def test_wrong_certificate_is_refused_with_a_clear_message(nl, tmp_path):
                   "--transport", "quic", "socks", "--agent", "home", "--listen", "127.0.0.1:0"], "client-wrong-ca")
     m = p.wait_line(r"session down: (.*certificate.*)", timeout=15)
     assert re.search(r"certificate verification failed|not trusted|issuer", m.group(1)), m.group(1)
+
+
+# Interop with Debian's ngtcp2 example tools (packages ngtcp2-client, ngtcp2-server: the same
+# ngtcp2 0.12 with GnuTLS, but an independent QUIC endpoint and TLS configuration). They
+# speak only HTTP/3 (ALPN h3) and nl speaks nl/1, so a handshake cannot complete: what these
+# show is that each side parses the other's Initial packets and TLS ClientHello, refuses on
+# ALPN with the proper alert (no_application_protocol, CRYPTO_ERROR 0x178), reports it in
+# words, and goes on serving.
+GTLSCLIENT, GTLSSERVER = "/usr/bin/gtlsclient", "/usr/sbin/gtlsserver"
+
+
+@pytest.mark.skipif(not os.path.exists(GTLSCLIENT), reason="ngtcp2-client not installed (scripts/deps.sh installs it)")
+def test_interop_ngtcp2_client_is_refused_on_alpn_and_the_gateway_goes_on(nl):
+    gw = nl.start_gateway()
+    gw.proc.wait_line(r"listening on 127\.0\.0\.1:\d+ \(quic\)")
+    nl.start_agent(gw)
+    r = nl.run([GTLSCLIENT, "--timeout=3s", "--exit-on-all-streams-close", "127.0.0.1", str(gw.port),
+                f"https://127.0.0.1:{gw.port}/"], timeout=30)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    assert re.search(r"CONNECTION_CLOSE\(0x1c\) error_code=CRYPTO_ERROR\(0x178\)", out), out[-2000:]
+    gw.proc.wait_line(r"quic: TLS handshake failed: no_application_protocol: the peer does not speak nl/1")
+    # the gateway still serves QUIC peers
+    p, port = socks_via(nl, gw, gw.url, transport="quic")
+    p.wait_line(r"session up: .*\(quic\)$", timeout=10)
+    echo = nl.echo_server()
+    s = socks5_open(port, "127.0.0.1", echo.port)
+    assert echo_roundtrip(s, b"after interop") == b"after interop"
+
+
+@pytest.mark.skipif(not os.path.exists(GTLSSERVER), reason="ngtcp2-server not installed (scripts/deps.sh installs it)")
+def test_interop_nl_client_against_ngtcp2_server_fails_with_the_reason(nl):
+    from nltest import free_port
+    port = free_port()
+    srv = nl.start([GTLSSERVER, "-q", "127.0.0.1", str(port), nl.key, nl.cert], "gtlsserver")
+    tok = nl.token("client", "t1", "laptop")
+    p = nl.start([CLIENT, "--gateway", f"wss://127.0.0.1:{port}", "--token-file", nl.token_file(tok), "--ca", nl.cert,
+                  "--transport", "quic", "socks", "--agent", "home", "--listen", "127.0.0.1:0"], "client-vs-gtlsserver")
+    p.wait_line(r"session down: the server refused the TLS handshake: no_application_protocol: "
+                r"the peer does not speak nl/1", timeout=15)
+    assert srv.alive()

@@ -672,7 +672,7 @@ void connection::on_read_error(int rv) {
       terminate();
       return;
     case NGTCP2_ERR_CRYPTO: {
-      auto why = tls_.failure_text(ngtcp2_conn_get_tls_error(conn_));
+      auto why = tls_.failure_text(ngtcp2_conn_get_tls_error(conn_), ngtcp2_conn_get_tls_alert(conn_));
       spdlog::warn("{}: {} ({})", opts_.log_name, why, remote_text_);
       if (fail_text_.empty()) {
         fail_text_ = why;
@@ -722,7 +722,8 @@ void connection::on_peer_close() {
     }
   } else if (ccerr.error_code != 0) {
     if (ccerr.error_code >= 0x100 && ccerr.error_code < 0x200) {
-      reason = "the server refused the TLS handshake (alert " + std::to_string(ccerr.error_code - 0x100) + ")";
+      reason = (server_ ? "the client" : "the server") + std::string(" refused the TLS handshake: ") +
+               tls::alert_text(static_cast<std::uint8_t>(ccerr.error_code - 0x100));
     } else {
       reason = "closed by peer: QUIC transport error " + std::to_string(ccerr.error_code) +
                (reason.empty() ? "" : " (" + reason + ")");

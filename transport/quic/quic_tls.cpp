@@ -122,7 +122,7 @@ std::string session::init_server(const credentials& cred, ngtcp2_crypto_conn_ref
   return common_setup(s_, cred, ref);
 }
 
-std::string session::failure_text(int liberr) const {
+std::string session::failure_text(int liberr, std::uint8_t alert) const {
   if (s_ && !verify_name_.empty()) {
     if (unsigned status = gnutls_session_get_verify_cert_status(s_); status != 0) {
       gnutls_datum_t out{};
@@ -138,7 +138,19 @@ std::string session::failure_text(int liberr) const {
   if (liberr != 0) {
     return std::string("TLS handshake failed: ") + gnutls_strerror(liberr);
   }
+  if (alert != 0) {
+    return "TLS handshake failed: " + alert_text(alert);
+  }
   return "TLS handshake failed";
+}
+
+std::string alert_text(std::uint8_t alert) {
+  if (alert == GNUTLS_A_NO_APPLICATION_PROTOCOL) {
+    return "no_application_protocol: the peer does not speak " + std::string(alpn) +
+           " over QUIC (not nl, or another protocol version)";
+  }
+  const char* name = gnutls_alert_get_strname(static_cast<gnutls_alert_description_t>(alert));
+  return name ? std::string(name) : "alert " + std::to_string(alert);
 }
 
 }  // namespace nl::transport::quic::tls

@@ -47,12 +47,17 @@ public:
   std::string init_server(const credentials& cred, ngtcp2_crypto_conn_ref* ref);
 
   // Why the handshake failed, as far as TLS knows ("certificate verification failed for
-  // 'x': The certificate is NOT trusted. ..."); `liberr` is ngtcp2_conn_get_tls_error().
-  std::string failure_text(int liberr) const;
+  // 'x': The certificate is NOT trusted. ..."); `liberr` is ngtcp2_conn_get_tls_error(),
+  // `alert` the TLS alert we sent (ngtcp2_conn_get_tls_alert()), 0 if none.
+  std::string failure_text(int liberr, std::uint8_t alert) const;
 
 private:
   gnutls_session_t s_ = nullptr;
   std::string verify_name_;
 };
+
+// A TLS alert in words, for logs and dial errors: "no_application_protocol: the peer does
+// not speak nl/1 ...", or GnuTLS's name of the alert.
+std::string alert_text(std::uint8_t alert);
 
 }  // namespace nl::transport::quic::tls
