@@ -205,7 +205,23 @@ awaitable<agent::dial_outcome> agent::dial(const asker& who, const proto::target
   co_return std::move(out);
 }
 
+// A TCP tunnel lives as long as its relay, and so does the frame of the coroutine running
+// it: handle() keeps only the stream, the socket and the log line's words, and everything
+// that leads there (e2e handshake, policy, resolve, connect, the OPEN request itself) runs
+// in setup(), whose frame is gone once the tunnel is up.
 awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
+  auto t = co_await setup(std::move(in));
+  if (!t) {
+    co_return;
+  }
+  auto st = co_await transport::relay(*t->stream, t->socket);
+  spdlog::info("stream {} from {} to {} closed: up {} B, down {} B, {} ms{}", t->stream->id(), t->who, t->where,
+               st.from_stream, st.to_stream,
+               std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t->started).count(),
+               st.error ? ", " + st.error.message() + (st.detail.empty() ? "" : ": " + st.detail) : "");
+}
+
+awaitable<std::optional<agent::tcp_tunnel>> agent::setup(std::unique_ptr<transport::incoming_stream> in) {
   const auto& req = in->request();
   auto who_text = req.peer.empty() ? std::string("?") : req.peer;
   std::optional<transport::secure_request> sec;
@@ -215,7 +231,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     if (!r) {
       spdlog::warn("stream {} from {}: end-to-end handshake failed: {}", in->id(), who_text, r.error());
       in->reject(errc::e2e_failed, r.error());
-      co_return;
+      co_return std::nullopt;
     }
     sec.emplace(std::move(*r));
     dest = sec->dest;
@@ -223,7 +239,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     if (cfg_.e2e.require) {
       spdlog::info("stream {} from {} refused: not end-to-end encrypted (e2e required)", in->id(), who_text);
       in->reject(errc::denied, "this agent requires end-to-end encryption: pin its key (nl-agent key) in the client");
-      co_return;
+      co_return std::nullopt;
     }
     dest = req.dest;
   }
@@ -242,7 +258,7 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     auto p = client_policy(req.policy);
     if (!p) {
       refuse(errc::denied, "the client's token policy cannot be read: " + p.error());
-      co_return;
+      co_return std::nullopt;
     }
     who.policy = std::move(*p);
   }
@@ -256,12 +272,12 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
   if (dest.protocol == proto::transport_protocol::udp) {
     if (udp_flows_ >= cfg_.udp.max_flows) {
       refuse(errc::limit, "too many UDP flows on this agent (udp.max_flows = " + std::to_string(cfg_.udp.max_flows) + ")");
-      co_return;
+      co_return std::nullopt;
     }
     auto r = co_await resolve(who, dest);
     if (r.code != errc::ok) {
       refused("flow", r.code, r.message);
-      co_return;
+      co_return std::nullopt;
     }
     udp::endpoint target(r.addresses.front(), dest.port);
     udp::socket sock(io_);
@@ -270,27 +286,24 @@ awaitable<void> agent::handle(std::unique_ptr<transport::incoming_stream> in) {
     if (!ec) sock.connect(target, ec);
     if (ec) {
       refuse(to_wire_code(ec), "udp to " + where + ": " + ec.message());
-      co_return;
+      co_return std::nullopt;
     }
     auto s = accept();
     spdlog::debug("flow {} from {} to {} open", s->id(), who_text, where);
     co_await serve_udp(std::move(s), std::move(sock));
     spdlog::info("flow from {} to {} closed after {} ms", who_text, where,
                  std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count());
-    co_return;
+    co_return std::nullopt;
   }
 
   auto d = co_await dial(who, dest);
   if (d.code != errc::ok) {
     refused("stream", d.code, d.message);
-    co_return;
+    co_return std::nullopt;
   }
   auto s = accept();
   spdlog::debug("stream {} from {} to {} open", s->id(), who_text, where);
-  auto st = co_await transport::relay(*s, d.socket);
-  spdlog::info("stream {} from {} to {} closed: up {} B, down {} B, {} ms{}", s->id(), who_text, where, st.from_stream,
-               st.to_stream, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count(),
-               st.error ? ", " + st.error.message() + (st.detail.empty() ? "" : ": " + st.detail) : "");
+  co_return tcp_tunnel{std::move(s), std::move(d.socket), std::move(who_text), std::move(where), started};
 }
 
 // Datagrams both ways until the client ends the flow, either side fails, or nothing moved

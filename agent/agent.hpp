@@ -13,6 +13,7 @@
 #include <expected>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -46,6 +47,15 @@ public:
 private:
   awaitable<void> serve(std::shared_ptr<transport::session> s);
   awaitable<void> handle(std::unique_ptr<transport::incoming_stream> in);
+  struct tcp_tunnel {
+    std::unique_ptr<transport::stream> stream;
+    boost::asio::ip::tcp::socket socket;
+    std::string who, where;  // for the closing log line
+    std::chrono::steady_clock::time_point started;
+  };
+  // Answers the OPEN (e2e, policy, resolve, connect): a TCP tunnel ready to relay, or
+  // nullopt when refused or when it was a UDP flow (served to its end inside).
+  awaitable<std::optional<tcp_tunnel>> setup(std::unique_ptr<transport::incoming_stream> in);
 
   // The allowed addresses of a target, or why there are none.
   struct resolution {

@@ -92,64 +92,95 @@ awaitable<int> client::socks(std::string agent, std::string listen) {
   co_return co_await serve_forever();
 }
 
+// A local peer's SOCKS5 or HTTP CONNECT request, once read and answered as far as it can
+// be before the stream is open.
+struct client::proxy_request {
+  bool is_socks = true;
+  bool udp = false;                   // SOCKS5 UDP ASSOCIATE (hint = where datagrams come from)
+  proto::target dest;
+  asio::ip::udp::endpoint hint;
+  std::vector<std::byte> rest;        // bytes the application sent right behind its request
+};
+
+// A tunnel lives as long as its relay, and so does the frame of the coroutine that runs the
+// relay: proxy_one keeps only what the relay needs and does the handshake (buffers, parse
+// results, watchdog) and the open (reply, envelope) in coroutines of their own, whose
+// frames are gone before the tunnel goes idle.
 awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
+  auto req = co_await proxy_handshake(sock);
+  if (!req) {
+    co_return;
+  }
+  if (req->udp) {
+    co_await udp_associate(std::move(sock), agent, req->hint);
+    co_return;
+  }
+  auto stream = co_await proxy_open(sock, agent, *req);
+  if (!stream) {
+    co_return;
+  }
+  auto st = co_await transport::relay(*stream, sock);
+  spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", stream->id(), text(req->dest), st.to_stream,
+                st.from_stream, st.error ? ", " + st.error.message() : "");
+}
+
+awaitable<std::optional<client::proxy_request>> client::proxy_handshake(tcp::socket& sock) {
   std::vector<std::byte> buf;
-  auto wd = std::make_unique<watchdog>(io_.get_executor(), handshake_timeout, [&sock] {
+  watchdog wd(io_.get_executor(), handshake_timeout, [&sock] {
     error_code ec;
     sock.close(ec);
   });
   if (!co_await read_more(sock, buf)) {
-    co_return;
+    co_return std::nullopt;
   }
-  bool is_socks = buf[0] == std::byte{socks5::version};
-  if (!is_socks && !http::looks_like_http(buf[0])) {
-    co_return;  // neither protocol: just close
+  proxy_request req;
+  req.is_socks = buf[0] == std::byte{socks5::version};
+  if (!req.is_socks && !http::looks_like_http(buf[0])) {
+    co_return std::nullopt;  // neither protocol: just close
   }
   bool need_auth = !cfg_.socks_user.empty();
-  proto::target dest;
-  if (is_socks) {
+  if (req.is_socks) {
     socks5::greeting_result g;
     while ((g = socks5::parse_greeting(buf)).status == proto::parse_status::incomplete) {
-      if (!co_await read_more(sock, buf)) co_return;
+      if (!co_await read_more(sock, buf)) co_return std::nullopt;
     }
-    if (g.status != proto::parse_status::ok) co_return;
+    if (g.status != proto::parse_status::ok) co_return std::nullopt;
     buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(g.consumed));
     auto m = socks5::select_method(g.methods, need_auth);
     auto sel = socks5::method_selection(m);
-    if (!co_await send(sock, asio::buffer(sel)) || m == socks5::method::none_acceptable) co_return;
+    if (!co_await send(sock, asio::buffer(sel)) || m == socks5::method::none_acceptable) co_return std::nullopt;
     if (m == socks5::method::userpass) {
       socks5::userpass_result u;
       while ((u = socks5::parse_userpass(buf)).status == proto::parse_status::incomplete) {
-        if (!co_await read_more(sock, buf)) co_return;
+        if (!co_await read_more(sock, buf)) co_return std::nullopt;
       }
-      if (u.status != proto::parse_status::ok) co_return;
+      if (u.status != proto::parse_status::ok) co_return std::nullopt;
       buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(u.consumed));
       bool ok = same_secret(u.user, cfg_.socks_user) & same_secret(u.pass, cfg_.socks_pass);
       auto st = socks5::userpass_status(ok);
       if (!co_await send(sock, asio::buffer(st)) || !ok) {
         spdlog::warn("socks: bad username/password from a local client");
-        co_return;
+        co_return std::nullopt;
       }
     }
     socks5::request_result r;
     while ((r = socks5::parse_request(buf)).status == proto::parse_status::incomplete) {
-      if (!co_await read_more(sock, buf)) co_return;
+      if (!co_await read_more(sock, buf)) co_return std::nullopt;
     }
     if (r.status == proto::parse_status::ok && r.cmd == socks5::command::udp_associate) {
-      wd.reset();
       error_code ec;
       auto hint_addr = asio::ip::make_address(r.dest.host, ec);
-      asio::ip::udp::endpoint hint(ec ? asio::ip::address() : hint_addr, r.dest.port);
-      co_await udp_associate(std::move(sock), agent, hint);
-      co_return;
+      req.udp = true;
+      req.hint = asio::ip::udp::endpoint(ec ? asio::ip::address() : hint_addr, r.dest.port);
+      co_return req;
     }
     if (r.status != proto::parse_status::ok || r.cmd != socks5::command::connect) {
       auto rep = socks5::reply(r.status != proto::parse_status::ok ? r.reply : socks5::rep::command_not_supported);
       co_await send(sock, asio::buffer(rep));
-      co_return;
+      co_return std::nullopt;
     }
     buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(r.consumed));
-    dest = r.dest;
+    req.dest = r.dest;
   } else {
     http::head_result h;
     while ((h = http::parse_request(std::span<const std::byte>(buf))).status == http::head_status::incomplete) {
@@ -157,39 +188,45 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
         if (buf.size() >= max_handshake_bytes) {
           co_await send(sock, asio::buffer(http::response(431, "request head too large")));
         }
-        co_return;
+        co_return std::nullopt;
       }
     }
     if (h.status != http::head_status::ok) {
       auto status = h.status == http::head_status::method_not_allowed ? 405 : 400;
       co_await send(sock, asio::buffer(http::response(status, h.error ? h.error : "")));
-      co_return;
+      co_return std::nullopt;
     }
     if (need_auth && (!h.req.proxy_auth || !(same_secret(h.req.proxy_auth->user, cfg_.socks_user) &
                                              same_secret(h.req.proxy_auth->pass, cfg_.socks_pass)))) {
       co_await send(sock, asio::buffer(http::response(407, "proxy authentication required")));
-      co_return;
+      co_return std::nullopt;
     }
     buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(h.consumed));
-    dest = h.req.dest;
+    req.dest = h.req.dest;
   }
-  wd.reset();  // the handshake is done; the far side's dial timeout bounds the rest
+  req.rest.assign(buf.begin(), buf.end());  // usually empty; sized to what is left
+  co_return req;
+}
 
-  auto out = co_await open(agent, dest);
+// Opens the stream and answers the local peer; null when the open failed (the peer got the
+// error reply) or the peer went away.
+awaitable<std::unique_ptr<transport::stream>> client::proxy_open(tcp::socket& sock, const std::string& agent,
+                                                                  const proxy_request& req) {
+  auto out = co_await open(agent, req.dest);
   if (!out.stream) {
     auto code = local_code(out.error);
     auto why = out.message.empty() ? std::string(describe(code)) : std::string(describe(code)) + ": " + out.message;
-    spdlog::info("{} {} via {}: {}", is_socks ? "socks" : "http", text(dest), agent, why);
-    if (is_socks) {
+    spdlog::info("{} {} via {}: {}", req.is_socks ? "socks" : "http", text(req.dest), agent, why);
+    if (req.is_socks) {
       auto rep = socks5::reply(socks5::reply_code(code));
       co_await send(sock, asio::buffer(rep));
     } else {
       co_await send(sock, asio::buffer(http::response(http::status_for(code), one_line(why))));
     }
-    co_return;
+    co_return nullptr;
   }
   bool sent;
-  if (is_socks) {
+  if (req.is_socks) {
     error_code ec;
     auto bound = sock.local_endpoint(ec);
     auto rep = socks5::reply(socks5::rep::succeeded, ec ? nullptr : &bound);
@@ -198,18 +235,14 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
     sent = co_await send(sock, asio::buffer(http::response(200)));
   }
   if (!sent) {
-    co_return;
+    co_return nullptr;
   }
-  // Bytes the application sent right behind its request belong to the stream.
-  if (!buf.empty()) {
-    if (co_await out.stream->write(bytes::copy_of(std::span<const std::byte>(buf)))) {
-      co_return;
+  if (!req.rest.empty()) {
+    if (co_await out.stream->write(bytes::copy_of(std::span<const std::byte>(req.rest)))) {
+      co_return nullptr;
     }
   }
-  std::vector<std::byte>().swap(buf);  // an idle tunnel keeps no handshake buffer
-  auto st = co_await transport::relay(*out.stream, sock);
-  spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", out.stream->id(), text(dest), st.to_stream,
-                st.from_stream, st.error ? ", " + st.error.message() : "");
+  co_return std::move(out.stream);
 }
 
 awaitable<int> client::connect(std::string agent, proto::target dest) {

@@ -2,30 +2,37 @@
 
 namespace nl {
 
+// `b` runs as a spawned coroutine and `a` right here, in this frame: a relay that sits idle
+// for hours then holds one spawned frame instead of two, and no timer wait (the join's
+// wait starts only once `a` is over).
 awaitable<void> when_both(awaitable<void> a, awaitable<void> b) {
   auto ex = co_await asio::this_coro::executor;
   struct join {
-    int pending = 2;
-    std::exception_ptr error;
+    bool b_done = false;
+    std::exception_ptr b_error;
     async_event done;
     explicit join(const asio::any_io_executor& e) : done(e) {}
   };
   auto j = std::make_shared<join>(ex);
-  auto on_done = [j](std::exception_ptr e) {
-    if (e && !j->error) {
-      j->error = e;
-    }
-    if (--j->pending == 0) {
-      j->done.notify();
-    }
-  };
-  asio::co_spawn(ex, std::move(a), on_done);
-  asio::co_spawn(ex, std::move(b), on_done);
-  while (j->pending > 0) {
-    co_await j->done.wait();
+  asio::co_spawn(ex, std::move(b), [j](std::exception_ptr e) {
+    j->b_error = e;
+    j->b_done = true;
+    j->done.notify();
+  });
+  std::exception_ptr a_error;
+  try {
+    co_await std::move(a);
+  } catch (...) {
+    a_error = std::current_exception();
   }
-  if (j->error) {
-    std::rethrow_exception(j->error);
+  while (!j->b_done) {
+    co_await j->done.wait();  // b may use what the caller keeps alive for both
+  }
+  if (a_error) {
+    std::rethrow_exception(a_error);
+  }
+  if (j->b_error) {
+    std::rethrow_exception(j->b_error);
   }
 }
 
