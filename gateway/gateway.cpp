@@ -401,8 +401,24 @@ awaitable<void> gateway::serve_client(std::shared_ptr<transport::session> s, tok
   spdlog::info("client {} disconnected: {}", id, s->closed_by().message);
 }
 
+// A spliced stream pair lives as long as the splice, and so does the frame running it:
+// relay_stream keeps the two streams and the log line's words; the policy check, the
+// agent lookup and the open (and the client's OPEN request itself) are in open_pair(),
+// whose frame is gone once the pair is up.
 awaitable<void> gateway::relay_stream(std::shared_ptr<const client_context> client,
                                       std::unique_ptr<transport::incoming_stream> in) {
+  auto p = co_await open_pair(std::move(client), std::move(in));
+  if (!p) {
+    co_return;
+  }
+  auto st = co_await transport::splice(*p->client, *p->agent);
+  spdlog::debug("stream {} {} closed: up {} B, down {} B, {} ms{}", p->client->id(), p->what, st.to_stream,
+                st.from_stream, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - p->started).count(),
+                st.error ? ", " + st.error.message() : "");
+}
+
+awaitable<std::optional<gateway::stream_pair>> gateway::open_pair(std::shared_ptr<const client_context> client,
+                                                                  std::unique_ptr<transport::incoming_stream> in) {
   const auto& req = in->request();
   const auto& client_id = client->id;
   if (client->policy && req.envelope.empty()) {
@@ -410,7 +426,7 @@ awaitable<void> gateway::relay_stream(std::shared_ptr<const client_context> clie
       spdlog::info("client {} -> {} {}: denied by its token policy: {}", client_id, req.peer,
                    host_port{req.dest.host, req.dest.port}.to_string(), *why);
       in->reject(errc::denied, "denied by your token's policy: " + *why);
-      co_return;
+      co_return std::nullopt;
     }
   }
   auto tenant = client_id.substr(0, client_id.find('/'));
@@ -419,7 +435,7 @@ awaitable<void> gateway::relay_stream(std::shared_ptr<const client_context> clie
   if (it == agents_.end() || !it->second.session->is_open() || it->second.session->is_draining()) {
     spdlog::debug("client {}: agent '{}' not online", client_id, req.peer);
     in->reject(errc::no_agent, "agent '" + req.peer + "' is not online");
-    co_return;
+    co_return std::nullopt;
   }
   auto agent = it->second.session;
   auto started = clock::now();
@@ -428,16 +444,12 @@ awaitable<void> gateway::relay_stream(std::shared_ptr<const client_context> clie
     spdlog::debug("client {} -> {}: refused: {} {}", client_id, req.peer, out.error.message(), out.message);
     in->reject(to_wire_code(out.error), out.message.empty() ? out.error.message() : out.message,
                std::move(out.envelope));
-    co_return;
+    co_return std::nullopt;
   }
   auto cs = in->accept(std::move(out.envelope));
   auto target = req.envelope.empty() ? host_port{req.dest.host, req.dest.port}.to_string() : "(end-to-end)";
   spdlog::debug("stream {} {} -> {} {} opened", cs->id(), client_id, req.peer, target);
-  auto st = co_await transport::splice(*cs, *out.stream);
-  spdlog::debug("stream {} {} -> {} {} closed: up {} B, down {} B, {} ms{}", cs->id(), client_id, req.peer, target,
-                st.to_stream, st.from_stream,
-                std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count(),
-                st.error ? ", " + st.error.message() : "");
+  co_return stream_pair{std::move(cs), std::move(out.stream), client_id + " -> " + req.peer + " " + target, started};
 }
 
 void gateway::session_ended() {

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -72,6 +73,15 @@ private:
   static std::shared_ptr<const client_context> make_client_context(const proto::token::claims& c);
   awaitable<void> relay_stream(std::shared_ptr<const client_context> client,
                                std::unique_ptr<transport::incoming_stream> in);
+  struct stream_pair {
+    std::unique_ptr<transport::stream> client, agent;
+    std::string what;  // "client -> agent target", for the closing log line
+    clock::time_point started;
+  };
+  // Checks the client's policy, finds the agent and opens the stream there; answers the
+  // client's OPEN either way. nullopt when refused.
+  awaitable<std::optional<stream_pair>> open_pair(std::shared_ptr<const client_context> client,
+                                                  std::unique_ptr<transport::incoming_stream> in);
   void session_ended();
   // Registers an authenticated session (either transport) and serves it until it ends.
   void adopt(std::shared_ptr<transport::session> s, proto::token::claims c, std::string address);
