@@ -83,6 +83,9 @@ std::shared_ptr<session> link::current() const {
 }
 
 awaitable<std::shared_ptr<session>> link::get(std::chrono::milliseconds timeout) {
+  if (auto s = current()) {
+    co_return s;  // the usual case: no timer to arm and cancel for every stream
+  }
   auto deadline = clock::now() + timeout;
   bool expired = false;
   watchdog wd(ex_, timeout, [this, &expired] {
