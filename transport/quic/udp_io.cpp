@@ -18,7 +18,10 @@ bool blocked(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
 
 }  // namespace
 
-udp_batch_io::udp_batch_io(int fd) : fd_(fd) {
+udp_batch_io::udp_batch_io(int fd, bool batching) : fd_(fd) {
+  if (!batching) {
+    return;
+  }
   int seg = 0;
   socklen_t len = sizeof(seg);
   gso_ = ::getsockopt(fd_, SOL_UDP, UDP_SEGMENT, &seg, &len) == 0;

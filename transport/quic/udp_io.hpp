@@ -27,8 +27,10 @@ inline constexpr std::size_t max_gso_bytes = 65000;
 
 class udp_batch_io {
 public:
-  // Turns on GRO for the socket (receiving coalesced runs) and probes GSO support.
-  explicit udp_batch_io(int fd);
+  // Turns on GRO for the socket (receiving coalesced runs) and probes GSO support;
+  // batching = false sends and receives one datagram per call (tests use it for the
+  // path a kernel without GSO/GRO takes).
+  explicit udp_batch_io(int fd, bool batching = true);
 
   bool gso() const noexcept { return gso_; }
 
