@@ -1,5 +1,6 @@
 #include "transport/mux/mux_session.hpp"
 
+#include "transport/chunk_queue.hpp"
 #include "transport/incoming_adapter.hpp"
 
 #include <deque>
@@ -28,30 +29,6 @@ constexpr std::size_t max_items_per_message = 8;
 constexpr std::size_t max_message_bytes = 512 * 1024;
 // Upper bound on send credit; more means a broken or hostile peer.
 constexpr std::uint64_t max_credit = std::uint64_t{1} << 31;
-
-// FIFO of received chunks that allocates nothing while empty (an idle std::deque holds a
-// 512-byte node and its map: ~600 B per idle stream in each process it crosses).
-class chunk_queue {
-public:
-  bool empty() const noexcept { return head_ == items_.size(); }
-  void push_back(bytes b) { items_.push_back(std::move(b)); }
-  bytes pop_front() {
-    bytes b = std::move(items_[head_++]);
-    if (head_ == items_.size()) {
-      items_.clear();  // keeps the (small) capacity for the next burst
-      head_ = 0;
-    }
-    return b;
-  }
-  void clear() noexcept {
-    std::vector<bytes>().swap(items_);
-    head_ = 0;
-  }
-
-private:
-  std::vector<bytes> items_;
-  std::size_t head_ = 0;
-};
 
 struct stream_state {
   stream_state(std::uint32_t i, const asio::any_io_executor& ex) : id(i), ev(ex) {}

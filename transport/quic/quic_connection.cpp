@@ -1,5 +1,6 @@
 #include "transport/quic/quic_connection.hpp"
 
+#include "transport/chunk_queue.hpp"
 #include "transport/incoming_adapter.hpp"
 
 #include <algorithm>
@@ -161,10 +162,10 @@ struct stream_state {
   phase ph = phase::open;
   // receive
   std::vector<std::byte> head;  // the first frame, while it arrives in pieces
-  std::deque<bytes> rx;
+  chunk_queue rx;
   bool rx_fin = false;
   // send: bytes are kept until acknowledged (ngtcp2 retransmits from them)
-  std::deque<bytes> tx;
+  chunk_queue tx;
   std::uint64_t tx_base = 0;  // stream offset of tx.front()
   std::uint64_t tx_sent = 0;  // handed to ngtcp2
   std::uint64_t tx_end = 0;   // written by the application (and our frames)
@@ -1095,8 +1096,7 @@ awaitable<result<bytes>> connection::stream_read(state_ptr st) {
   if (st->rx.empty()) {
     co_return bytes{};  // EOF
   }
-  bytes b = std::move(st->rx.front());
-  st->rx.pop_front();
+  bytes b = st->rx.pop_front();
   // Credit goes back only now that the application has the bytes: end-to-end backpressure.
   consume(st->id, b.size());
   schedule_flush();
@@ -1414,7 +1414,7 @@ int connection::on_acked(std::int64_t id, std::uint64_t offset, std::uint64_t le
   auto acked = offset + len;
   while (!st->tx.empty() && st->tx_base + st->tx.front().size() <= acked) {
     st->tx_base += st->tx.front().size();
-    st->tx.pop_front();
+    (void)st->tx.pop_front();
   }
   st->ev.notify();  // a writer may wait for buffer space
   check_closing();
