@@ -110,7 +110,8 @@ awaitable<void> gateway::accept_quic() {
   }
 }
 
-// A QUIC client's HELLO carried its token; the role in the token picks agent or client.
+// A QUIC client's HELLO carries its token and, as its info, the endpoint it asks for (the
+// WebSocket path); the checks are the WebSocket path's (check_token, duplicate_refusal).
 void gateway::check_quic(transport::quic::pending_session& p) {
   auto address = std::string(p.remote_address());
   if (shutting_down_) {
@@ -121,35 +122,26 @@ void gateway::check_quic(transport::quic::pending_session& p) {
     p.reject(errc::auth_failed, "no token (a reachability probe)");  // links in auto mode probe QUIC so
     return;
   }
-  auto c = token::verify(p.token(), secret_, unix_now());
-  if (!c || is_revoked(*c)) {
-    auto why = c ? std::string("token revoked") : c.error();
-    spdlog::warn("refused quic session from {}: {}", address, why);
-    p.reject(errc::auth_failed, why);
-    return;
-  }
-  // The endpoint asked for (as the WebSocket path) must match the token's role.
   const auto& ep = p.client_info();
   bool want_agent = ep.ends_with("/v1/agent"), want_client = ep.ends_with("/v1/client");
-  if ((want_agent && c->r != token::role::agent) || (want_client && c->r != token::role::client) ||
-      (!want_agent && !want_client)) {
-    auto why = want_agent ? "wrong role: this endpoint needs an agent token"
-               : want_client ? "wrong role: this endpoint needs a client token"
-                             : "no such endpoint: ask for /v1/agent or /v1/client";
+  auto refuse = [&](const std::string& why) {
     spdlog::warn("refused quic session from {}: {}", address, why);
     p.reject(errc::auth_failed, why);
+  };
+  if (!want_agent && !want_client) {
+    refuse("no such endpoint: ask for /v1/agent or /v1/client");
     return;
   }
-  if (c->r == token::role::agent && cfg_.duplicate_agent == "refuse") {
-    auto it = agents_.find(identity(*c));
-    if (it != agents_.end() && it->second.session->is_open()) {
-      p.reject(errc::auth_failed, "an agent named '" + identity(*c) + "' is already online");
-      return;
-    }
+  auto c = check_token(p.token(), want_agent ? token::role::agent : token::role::client);
+  if (!c) {
+    refuse(c.error());
+    return;
   }
-  auto s = p.accept(proto::hello_body{proto::protocol_version, static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
-                                      cfg_.session.max_streams, identity(*c), "nl-gateway 0.1.0"});
-  if (s) {
+  if (auto why = duplicate_refusal(*c)) {
+    p.reject(errc::auth_failed, *why);
+    return;
+  }
+  if (auto s = p.accept(hello_for(*c))) {
     adopt(std::move(s), std::move(*c), address);
   }
 }
@@ -201,7 +193,11 @@ std::expected<token::claims, std::string> gateway::authenticate(const http_reque
   if (auth.size() < bearer.size() || strncasecmp(auth.data(), bearer.data(), bearer.size()) != 0) {
     return std::unexpected(std::string(token::reason::malformed));
   }
-  auto c = token::verify(auth.substr(bearer.size()), secret_, unix_now());
+  return check_token(auth.substr(bearer.size()), want);
+}
+
+std::expected<token::claims, std::string> gateway::check_token(std::string_view tok, token::role want) const {
+  auto c = token::verify(tok, secret_, unix_now());
   if (!c) {
     return std::unexpected(c.error());
   }
@@ -213,6 +209,21 @@ std::expected<token::claims, std::string> gateway::authenticate(const http_reque
     return std::unexpected("token revoked");
   }
   return c;
+}
+
+std::optional<std::string> gateway::duplicate_refusal(const token::claims& c) const {
+  if (c.r == token::role::agent && cfg_.duplicate_agent == "refuse") {
+    auto it = agents_.find(identity(c));
+    if (it != agents_.end() && it->second.session->is_open()) {
+      return "an agent named '" + identity(c) + "' is already online";
+    }
+  }
+  return std::nullopt;
+}
+
+proto::hello_body gateway::hello_for(const token::claims& c) const {
+  return proto::hello_body{proto::protocol_version, static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
+                           cfg_.session.max_streams, identity(c), "nl-gateway 0.1.0"};
 }
 
 request_decision gateway::on_request(const http_request_info& req) {
@@ -244,11 +255,8 @@ request_decision gateway::on_request(const http_request_info& req) {
   if (req.subprotocols.find("nl.1") == std::string::npos) {
     return refuse(400, "unsupported protocol version: offer Sec-WebSocket-Protocol nl.1");
   }
-  if (agent_ep && cfg_.duplicate_agent == "refuse") {
-    auto it = agents_.find(identity(*c));
-    if (it != agents_.end() && it->second.session->is_open()) {
-      return refuse(409, "an agent named '" + identity(*c) + "' is already online");
-    }
+  if (auto why = duplicate_refusal(*c)) {
+    return refuse(409, *why);
   }
   return upgrade(req, std::move(*c));
 }
@@ -261,9 +269,7 @@ request_decision gateway::upgrade(const http_request_info& req, token::claims c)
   up.mux.window = cfg_.session.window;
   up.mux.max_streams = cfg_.session.max_streams;
   up.mux.log_name = std::string(token::to_string(c.r)) + " " + identity(c);
-  up.mux.hello = proto::hello_body{proto::protocol_version,
-                                   static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
-                                   cfg_.session.max_streams, identity(c), "nl-gateway 0.1.0"};
+  up.mux.hello = hello_for(c);
   auto address = describe_peer(req);
   up.on_session = [this, c = std::move(c), address](std::shared_ptr<transport::session> s) {
     adopt(std::move(s), c, address);

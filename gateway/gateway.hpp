@@ -65,6 +65,12 @@ private:
 
   std::expected<proto::token::claims, std::string> authenticate(const transport::ws::http_request_info& req,
                                                                 proto::token::role want) const;
+  // The checks every session passes, whichever transport brought its token: signature,
+  // expiry, role and revocation; then, for agents, the duplicate-name rule (the refusal
+  // text, or nullopt); then the HELLO the gateway answers with.
+  std::expected<proto::token::claims, std::string> check_token(std::string_view token, proto::token::role want) const;
+  std::optional<std::string> duplicate_refusal(const proto::token::claims& c) const;
+  proto::hello_body hello_for(const proto::token::claims& c) const;
   bool is_revoked(const proto::token::claims& c) const;
   transport::ws::request_decision upgrade(const transport::ws::http_request_info& req, proto::token::claims c);
   transport::ws::http_response list_agents(const proto::token::claims& c) const;
