@@ -40,15 +40,22 @@ def socks_via(nl, gw, url, transport="auto", extra_yaml=""):
     return p, port
 
 
+def echo_via(nl, socks_port, payload):
+    """A new echo server, a stream to it through the SOCKS port, one round trip checked;
+    returns the open stream for more."""
+    echo = nl.echo_server()
+    s = socks5_open(socks_port, "127.0.0.1", echo.port)
+    assert echo_roundtrip(s, payload) == payload
+    return s
+
+
 def test_auto_uses_quic_when_the_gateway_offers_it(nl):
     gw = nl.start_gateway()
     gw.proc.wait_line(r"listening on 127\.0\.0\.1:\d+ \(quic\)")
     nl.start_agent(gw)
     p, port = socks_via(nl, gw, gw.url)
     p.wait_line(r"session up: .*\(quic\)$", timeout=10)
-    echo = nl.echo_server()
-    s = socks5_open(port, "127.0.0.1", echo.port)
-    assert echo_roundtrip(s, b"over quic") == b"over quic"
+    echo_via(nl, port, b"over quic")
 
 
 def test_fallback_to_websocket_when_nothing_answers_on_udp(nl, monkeypatch):
@@ -61,9 +68,7 @@ def test_fallback_to_websocket_when_nothing_answers_on_udp(nl, monkeypatch):
     p.wait_line(r"QUIC to .* failed \(.*\); falling back to WebSocket", timeout=10)
     p.wait_line(r"session up: .*\(wss\)$", timeout=10)
     assert time.monotonic() - t < 5, "falling back took too long"
-    echo = nl.echo_server()
-    s = socks5_open(port, "127.0.0.1", echo.port)
-    assert echo_roundtrip(s, b"over websocket") == b"over websocket"
+    echo_via(nl, port, b"over websocket")
 
 
 def test_blocked_udp_falls_back_then_moves_to_quic_when_it_opens(nl, relay_for):
@@ -78,9 +83,7 @@ def test_blocked_udp_falls_back_then_moves_to_quic_when_it_opens(nl, relay_for):
     relay.udp_enabled = True  # the network lets UDP through again
     p.wait_line(r"QUIC is reachable again: moving the session from WebSocket to QUIC", timeout=15, after=mark)
     p.wait_line(r"session up: .*\(quic\)$", timeout=10, after=mark)
-    echo = nl.echo_server()
-    s = socks5_open(port, "127.0.0.1", echo.port)
-    assert echo_roundtrip(s, b"moved") == b"moved"
+    echo_via(nl, port, b"moved")
 
 
 def test_transfers_complete_under_loss_and_delay(nl, relay_for):
@@ -106,9 +109,7 @@ def test_nat_rebinding_keeps_the_session(nl, relay_for):
     relay.udp_enabled = True
     p, port = socks_via(nl, gw, f"wss://127.0.0.1:{relay.port}", transport="quic")
     p.wait_line(r"session up: .*\(quic\)$", timeout=15)
-    echo = nl.echo_server()
-    s = socks5_open(port, "127.0.0.1", echo.port)
-    assert echo_roundtrip(s, b"before") == b"before"
+    s = echo_via(nl, port, b"before")
     relay.rebind()  # the gateway now sees the client from another port
     for i in range(20):
         msg = f"after rebinding {i}".encode()
@@ -153,9 +154,7 @@ def test_interop_ngtcp2_client_is_refused_on_alpn_and_the_gateway_goes_on(nl):
     # the gateway still serves QUIC peers
     p, port = socks_via(nl, gw, gw.url, transport="quic")
     p.wait_line(r"session up: .*\(quic\)$", timeout=10)
-    echo = nl.echo_server()
-    s = socks5_open(port, "127.0.0.1", echo.port)
-    assert echo_roundtrip(s, b"after interop") == b"after interop"
+    echo_via(nl, port, b"after interop")
 
 
 @pytest.mark.skipif(not os.path.exists(GTLSSERVER), reason="ngtcp2-server not installed (scripts/deps.sh installs it)")
