@@ -252,14 +252,27 @@ namespace {
 // as TCP's segments there: far fewer packets to encrypt and account per byte.
 // NL_QUIC_MAX_DATAGRAM (1200..65000) overrides this for every peer: for paths whose MTU
 // is below 1500 (some tunnels), and to measure loopback with Internet-sized datagrams.
-std::size_t udp_payload_for(const udp::endpoint& remote) {
-  if (const char* env = std::getenv("NL_QUIC_MAX_DATAGRAM")) {
+// It is read once per process, not per connection (a bad value warns once); 0 = unset.
+std::size_t udp_payload_override() {
+  static const std::size_t value = []() -> std::size_t {
+    const char* env = std::getenv("NL_QUIC_MAX_DATAGRAM");
+    if (!env) {
+      return 0;
+    }
     char* end = nullptr;
     auto v = std::strtoul(env, &end, 10);
     if (end != env && *end == '\0' && v >= 1200 && v <= max_gso_bytes) {
       return v;
     }
     spdlog::warn("NL_QUIC_MAX_DATAGRAM='{}' ignored: use a number of bytes from 1200 to {}", env, max_gso_bytes);
+    return 0;
+  }();
+  return value;
+}
+
+std::size_t udp_payload_for(const udp::endpoint& remote) {
+  if (auto v = udp_payload_override()) {
+    return v;
   }
   return remote.address().is_loopback() ? loopback_udp_payload : max_udp_payload;
 }
