@@ -61,15 +61,24 @@ public:
   detail::udp_batch_io io;
 };
 
-// Feeds each datagram of a received buffer (one, or a GRO run of `segment`-sized ones) in.
+// Takes what the socket has, up to max_datagrams_per_wakeup calls, and feeds each datagram
+// in (a GRO run is split by its segment size; a truncated one is skipped). Returns the
+// error that ended it: would_block when the socket is empty.
 template <class Deliver>
-void split_run(const std::uint8_t* p, std::size_t n, std::size_t segment, Deliver&& deliver) {
-  if (segment == 0) {
-    return;  // truncated: not a whole datagram
+error_code receive_runs(detail::udp_batch_io& io, std::vector<std::uint8_t>& buf, udp::endpoint* from,
+                        Deliver&& deliver) {
+  error_code ec;
+  for (std::size_t i = 0; i < max_datagrams_per_wakeup; ++i) {
+    std::size_t segment = 0;
+    auto n = io.receive(buf.data(), buf.size(), from, segment, ec);
+    if (ec) {
+      return ec;
+    }
+    for (std::size_t off = 0; segment > 0 && off < n; off += segment) {
+      deliver(buf.data() + off, std::min(segment, n - off));
+    }
   }
-  for (std::size_t off = 0; off < n; off += segment) {
-    deliver(p + off, std::min(segment, n - off));
-  }
+  return ec;
 }
 
 awaitable<void> client_reader(std::shared_ptr<client_host> host, std::shared_ptr<connection> c) {
@@ -78,16 +87,12 @@ awaitable<void> client_reader(std::shared_ptr<client_host> host, std::shared_ptr
   while (!c->done()) {
     error_code ec;
     co_await host->sock.async_wait(udp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-    for (std::size_t i = 0; !ec && !c->done() && i < max_datagrams_per_wakeup; ++i) {
-      std::size_t segment = 0;
-      auto n = host->io.receive(buf.data(), buf.size(), nullptr, segment, ec);
-      if (!ec) {
-        split_run(buf.data(), n, segment, [&](const std::uint8_t* p, std::size_t len) {
-          if (!c->done()) {
-            c->on_packet(from, p, len);
-          }
-        });
-      }
+    if (!ec) {
+      ec = receive_runs(host->io, buf, nullptr, [&](const std::uint8_t* p, std::size_t len) {
+        if (!c->done()) {
+          c->on_packet(from, p, len);
+        }
+      });
     }
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
       if (ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
@@ -305,14 +310,12 @@ private:
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
         break;
       }
-      for (std::size_t i = 0; !ec && i < max_datagrams_per_wakeup && self->sock_.is_open(); ++i) {
-        std::size_t segment = 0;
-        auto n = self->io_.receive(buf.data(), buf.size(), &from, segment, ec);
-        if (!ec) {
-          split_run(buf.data(), n, segment, [&](const std::uint8_t* p, std::size_t len) {
+      if (!ec) {
+        receive_runs(self->io_, buf, &from, [&](const std::uint8_t* p, std::size_t len) {
+          if (self->sock_.is_open()) {
             self->on_datagram(from, p, len);
-          });
-        }
+          }
+        });
       }
       // Other errors (ICMP unreachable reported for an earlier send) concern one peer only.
     }
