@@ -3,6 +3,7 @@
 #pragma once
 
 #include <expected>
+#include <optional>
 #include <string>
 
 #include "config/config.hpp"
@@ -14,5 +15,19 @@ namespace nl::config::detail {
 // pointing at the wrong (huge) file.
 std::expected<std::string, config_error> read_text_file(const std::string& path, std::string_view what,
                                                         std::size_t max_bytes);
+
+// A reason to refuse a config file's text before YAML parsing: 1-based line and message.
+struct text_finding {
+  int line = 0;
+  std::string message;
+};
+
+// Refuses what yaml-cpp 0.7 would never return from (config/yaml_text.cpp): control
+// characters, a second document, a root that is not a column-0 "key: value" map.
+std::optional<text_finding> check_yaml_text(std::string_view yaml);
+
+// True when the 0-based `line` of `yaml` or the one before it is indented with a tab
+// (yaml-cpp reports that as various other errors).
+bool tab_indented(std::string_view yaml, int line);
 
 }  // namespace nl::config::detail
