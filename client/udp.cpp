@@ -126,6 +126,12 @@ private:
     dest.protocol = proto::transport_protocol::udp;
     auto key = endpoint_text(src) + ">" + host_port{dest.host, dest.port}.to_string();
     auto it = flows_.find(key);
+    if (it != flows_.end() && it->second->dgrams.ended()) {
+      // The far side closed this flow and its coroutine has not yet erased it: the datagram
+      // starts a new flow rather than being dropped.
+      flows_.erase(it);
+      it = flows_.end();
+    }
     if (it == flows_.end()) {
       if (flows_.size() >= c_.cfg_.udp.max_flows) {
         spdlog::warn("udp: {} flows open (udp.max_flows); dropped a datagram from {} to {}", flows_.size(),
@@ -182,6 +188,7 @@ private:
       spdlog::debug("udp flow {} -> {} ended: {}{}", endpoint_text(f->src), text(f->dest), why.message(),
                     s.error_message().empty() ? "" : ": " + s.error_message());
     }
+    spdlog::debug("udp flow {} -> {} closed", endpoint_text(f->src), text(f->dest));
     erase(f);
   }
 

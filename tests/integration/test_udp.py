@@ -37,8 +37,9 @@ class UdpEcho:
         self.sock.close()
 
 
-def udp_config(nl, idle="1s", max_flows=None):
+def udp_config(nl, idle="1s", max_flows=None, log_level=None):
     extra = f"udp:\n  idle_timeout: {idle}\n" + (f"  max_flows: {max_flows}\n" if max_flows else "")
+    extra += f"log_level: {log_level}\n" if log_level else ""
     return nl.peer_config(extra=extra)
 
 
@@ -188,7 +189,7 @@ def test_idle_udp_flows_expire(nl):
     agent = nl.start_agent(gw, "home", config=udp_config(nl, idle="1s"))
     echo = UdpEcho()
     nl.servers.append(echo)
-    p, port = start_udp_forward(nl, gw, f"0:{echo.addr}", config=udp_config(nl, idle="30s"))
+    p, port = start_udp_forward(nl, gw, f"0:{echo.addr}", config=udp_config(nl, idle="30s", log_level="debug"))
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.settimeout(10)
     try:
@@ -198,6 +199,8 @@ def test_idle_udp_flows_expire(nl):
         # the agent's 1 s idle timeout closes the flow; the stream disappears everywhere
         agent.wait_line(r"flow from \S+ to udp:127\.0\.0\.1:\d+ closed", timeout=10)
         wait_until(lambda: gw.total_streams() == 0, 10, "the idle flow's stream is gone at the gateway")
+        # and at the client (a datagram sent before the client has heard of the close is lost, as UDP may)
+        p.wait_line(r"udp flow \S+ -> udp:127\.0\.0\.1:\d+ closed", timeout=10)
         # a new datagram from the same source opens a new flow
         u.sendto(b"two", ("127.0.0.1", port))
         assert u.recvfrom(100)[0] == b"two"
