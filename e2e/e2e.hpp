@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "e2e/xchacha.hpp"
+
 namespace nl::e2e {
 
 inline constexpr std::size_t key_size = 32;
@@ -176,6 +178,7 @@ private:
   key key_{};
   std::uint64_t seq_ = 0;
   bool finished_ = false;
+  detail::xchacha20poly1305 aead_;
 };
 
 enum class open_status { ok, incomplete, error };
@@ -214,6 +217,7 @@ private:
   std::size_t needed_ = 0;
   bool finished_ = false;
   bool failed_ = false;
+  detail::xchacha20poly1305 aead_;
 };
 
 }  // namespace nl::e2e

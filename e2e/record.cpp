@@ -2,6 +2,7 @@
 // docs/security.md the reasons). No allocation per record: seal and open write straight
 // into the caller's buffers.
 #include <stdexcept>
+#include <utility>
 #include <string>
 
 #include "e2e/detail.hpp"
@@ -38,7 +39,8 @@ sealer::sealer(const key& k) : key_(k) { detail::ensure_sodium(); }
 
 sealer::~sealer() { sodium_memzero(key_.data(), key_.size()); }
 
-sealer::sealer(sealer&& other) noexcept : key_(other.key_), seq_(other.seq_), finished_(other.finished_) {
+sealer::sealer(sealer&& other) noexcept
+    : key_(other.key_), seq_(other.seq_), finished_(other.finished_), aead_(std::move(other.aead_)) {
   sodium_memzero(other.key_.data(), other.key_.size());
   other.finished_ = true;  // a moved-from sealer must not seal with the wiped key
 }
@@ -48,6 +50,7 @@ sealer& sealer::operator=(sealer&& other) noexcept {
     key_ = other.key_;
     seq_ = other.seq_;
     finished_ = other.finished_;
+    aead_ = std::move(other.aead_);
     sodium_memzero(other.key_.data(), other.key_.size());
     other.finished_ = true;
   }
@@ -80,9 +83,8 @@ std::size_t sealer::seal(std::span<const std::byte> plain, bool final, std::span
   o[3] = static_cast<unsigned char>(len);
   unsigned char nonce[24];
   make_nonce(nonce, seq_);
-  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(o + record_header_size, o + record_header_size + len, nullptr,
-                                                      u8(plain.data()), len, o, record_header_size, nullptr, nonce,
-                                                      u8(key_.data()));
+  aead_.encrypt(o + record_header_size, o + record_header_size + len, u8(plain.data()), len, o, record_header_size,
+                nonce, u8(key_.data()));
   ++seq_;
   finished_ = final;
   return total;
@@ -95,7 +97,12 @@ opener::opener(const key& k) : key_(k) { detail::ensure_sodium(); }
 opener::~opener() { sodium_memzero(key_.data(), key_.size()); }
 
 opener::opener(opener&& other) noexcept
-    : key_(other.key_), seq_(other.seq_), needed_(other.needed_), finished_(other.finished_), failed_(other.failed_) {
+    : key_(other.key_),
+      seq_(other.seq_),
+      needed_(other.needed_),
+      finished_(other.finished_),
+      failed_(other.failed_),
+      aead_(std::move(other.aead_)) {
   sodium_memzero(other.key_.data(), other.key_.size());
   other.failed_ = true;  // a moved-from opener authenticates nothing
 }
@@ -107,6 +114,7 @@ opener& opener::operator=(opener&& other) noexcept {
     needed_ = other.needed_;
     finished_ = other.finished_;
     failed_ = other.failed_;
+    aead_ = std::move(other.aead_);
     sodium_memzero(other.key_.data(), other.key_.size());
     other.failed_ = true;
   }
@@ -159,11 +167,9 @@ open_status opener::open(std::span<const std::byte> in, std::span<std::byte> out
   }
   unsigned char nonce[24];
   make_nonce(nonce, seq_);
-  // libsodium verifies the tag before it writes any plaintext, so `out` may be the
-  // ciphertext itself (in + 4); on failure it zeroes `out`.
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(u8(out.data()), nullptr, p + record_header_size, len,
-                                                          p + record_header_size + len, p, record_header_size, nonce,
-                                                          u8(key_.data())) != 0) {
+  // `out` may be the ciphertext itself (in + 4); on failure it is zeroed.
+  if (!aead_.decrypt(u8(out.data()), p + record_header_size, len, p + record_header_size + len, p,
+                     record_header_size, nonce, u8(key_.data()))) {
     failed_ = true;
     needed_ = 0;
     r.error = "e2e record " + std::to_string(seq_) +
