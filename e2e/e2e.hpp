@@ -208,16 +208,39 @@ public:
   // record, every call returns error. An `out` too small for a whole record is the
   // caller's bug: std::invalid_argument, and the stream is not failed.
   open_status open(std::span<const std::byte> in, std::span<std::byte> out, opened_record& r);
+
+  // Incremental opening, for a record that arrives in pieces (a relay then decrypts each
+  // piece as it comes instead of first joining the record): begin() with the 4 header
+  // bytes (ok: r.plain_size is the record's plaintext length; error: as open()), update()
+  // with each consecutive piece of the ciphertext, whose plaintext goes to `out` (the
+  // matching place of the record's output), then finish() with the 16-byte tag and the
+  // whole output. The output is authentic only once finish() returned ok (r.final and
+  // r.plain_size set; r.consumed is the whole record); on error it has been zeroed. Calls
+  // out of this order, or open() in between, are the caller's bug: std::logic_error.
+  open_status begin(std::span<const std::byte> header, opened_record& r);
+  void update(std::span<const std::byte> ciphertext, std::byte* out);
+  open_status finish(std::span<const std::byte> tag, std::span<std::byte> plain, opened_record& r);
+  bool in_record() const noexcept { return partial_; }  // between begin() and finish()
+
   std::size_t needed() const noexcept;  // 0 until a header has been seen
   bool finished() const noexcept;       // the final record was opened
 
 private:
   key key_{};
   std::uint64_t seq_ = 0;
+  // The header, kind and length checks shared by open() and begin(); sets needed_.
+  open_status check_header(const unsigned char* p, opened_record& r);
+  open_status fail(opened_record& r, std::string why);
+
   std::size_t needed_ = 0;
   bool finished_ = false;
   bool failed_ = false;
   detail::xchacha20poly1305 aead_;
+  // begin() .. finish()
+  bool partial_ = false;
+  std::array<unsigned char, record_header_size> header_{};
+  std::size_t partial_len_ = 0;   // the record's ciphertext length
+  std::size_t partial_done_ = 0;  // ciphertext bytes given to update() so far
 };
 
 }  // namespace nl::e2e

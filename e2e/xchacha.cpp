@@ -1,6 +1,7 @@
 #include "e2e/xchacha.hpp"
 
 #include <climits>
+#include <cstring>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -107,6 +108,52 @@ bool xchacha20poly1305::decrypt(unsigned char* plain, const unsigned char* ct, s
             EVP_DecryptFinal_ex(ctx_, fin, &n) == 1;
   if (!ok && len > 0) {
     sodium_memzero(plain, len);
+  }
+  return ok;
+}
+
+void xchacha20poly1305::start(const unsigned char* ad, std::size_t ad_len, const unsigned char* nonce,
+                              const unsigned char* key) {
+  if (!ready(false)) {
+    return;
+  }
+  derived d(nonce, key);
+  int n = 0;
+  if (EVP_DecryptInit_ex(ctx_, nullptr, nullptr, d.subkey, d.nonce) != 1 ||
+      (ad_len > 0 && EVP_DecryptUpdate(ctx_, nullptr, &n, ad, as_int(ad_len)) != 1)) {
+    throw std::runtime_error("xchacha20poly1305: OpenSSL decryption setup failed");
+  }
+}
+
+void xchacha20poly1305::update(unsigned char* out, const unsigned char* ct, std::size_t n) {
+  if (n == 0) {
+    return;
+  }
+  if (!ctx_) {
+    std::memmove(out, ct, n);  // libsodium decrypts the whole record in finish()
+    return;
+  }
+  int w = 0;
+  if (EVP_DecryptUpdate(ctx_, out, &w, ct, as_int(n)) != 1) {
+    throw std::runtime_error("xchacha20poly1305: OpenSSL decryption failed");
+  }
+}
+
+bool xchacha20poly1305::finish(unsigned char* out, std::size_t len, const unsigned char* tag, const unsigned char* ad,
+                               std::size_t ad_len, const unsigned char* nonce, const unsigned char* key) {
+  bool ok;
+  if (!ctx_) {
+    ok = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(out, nullptr, out, len, tag, ad, ad_len, nonce, key) ==
+         0;
+  } else {
+    int n = 0;
+    unsigned char fin[16];
+    ok = EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(tag_size),
+                             const_cast<unsigned char*>(tag)) == 1 &&
+         EVP_DecryptFinal_ex(ctx_, fin, &n) == 1;
+  }
+  if (!ok && len > 0) {
+    sodium_memzero(out, len);
   }
   return ok;
 }

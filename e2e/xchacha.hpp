@@ -24,6 +24,12 @@ public:
   static constexpr std::size_t tag_size = 16;
 
   xchacha20poly1305() noexcept = default;
+  // One that never uses OpenSSL: the fallback path, for tests.
+  static xchacha20poly1305 libsodium_only() noexcept {
+    xchacha20poly1305 x;
+    x.tried_ = true;
+    return x;
+  }
   ~xchacha20poly1305();
   xchacha20poly1305(xchacha20poly1305&& other) noexcept : ctx_(other.ctx_), tried_(other.tried_) {
     other.ctx_ = nullptr;
@@ -40,6 +46,17 @@ public:
   [[nodiscard]] bool decrypt(unsigned char* plain, const unsigned char* ct, std::size_t len, const unsigned char* tag,
                              const unsigned char* ad, std::size_t ad_len, const unsigned char* nonce,
                              const unsigned char* key);
+
+  // Incremental decryption, for a ciphertext that arrives in pieces: start(), then
+  // update() for each consecutive piece (its plaintext goes to `out`; with libsodium as the
+  // fallback it is the ciphertext, still to be decrypted), then finish() with the whole
+  // output (`len` bytes, as given to the updates, in order), the tag, and the same AD, nonce
+  // and key as start(). Only after finish() returned true is the output authentic
+  // plaintext; on false it has been zeroed.
+  void start(const unsigned char* ad, std::size_t ad_len, const unsigned char* nonce, const unsigned char* key);
+  void update(unsigned char* out, const unsigned char* ct, std::size_t n);
+  [[nodiscard]] bool finish(unsigned char* out, std::size_t len, const unsigned char* tag, const unsigned char* ad,
+                            std::size_t ad_len, const unsigned char* nonce, const unsigned char* key);
 
 private:
   // One OpenSSL context per object, created on first use with the cipher set for the

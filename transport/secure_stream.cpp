@@ -1,5 +1,8 @@
 #include "transport/secure_stream.hpp"
 
+#include <array>
+#include <cstring>
+#include <optional>
 
 #include "transport/relay.hpp"
 
@@ -16,6 +19,10 @@ public:
 
   std::uint32_t id() const noexcept override { return inner_->id(); }
 
+  // Records are opened straight from the chunks the inner stream yields: a chunk that holds
+  // whole records is decrypted in place; a record split over chunks is decrypted piece by
+  // piece into its own buffer as the pieces come (no joining copy), and handed out only
+  // once its tag has been checked.
   awaitable<result<bytes>> read() override {
     for (;;) {
       if (failed_) {
@@ -24,49 +31,61 @@ public:
       if (eof_) {
         co_return bytes{};
       }
-      if (pending_.size() >= e2e::record_header_size) {
+      if (in_.empty()) {
+        auto r = co_await inner_->read();
+        if (!r) {
+          co_return fail(r.error());
+        }
+        if (r->empty()) {
+          co_return integrity_failure("the stream ended without the final record (truncated on the way)");
+        }
+        in_ = std::move(*r);
+      }
+      std::optional<bytes> out;
+      bool final = false;
+      if (!opener_.in_record() && header_have_ == 0 && in_.size() >= e2e::record_header_size) {
         e2e::opened_record rec;
-        auto in = pending_.span();
-        auto st = opener_.open(in, std::span(pending_.data() + e2e::record_header_size,
-                                             pending_.size() - e2e::record_header_size),
+        auto st = opener_.open(in_.span(), std::span(in_.data() + e2e::record_header_size,
+                                                     in_.size() - e2e::record_header_size),
                                rec);
         if (st == e2e::open_status::error) {
           co_return integrity_failure(rec.error);
         }
         if (st == e2e::open_status::ok) {
-          bytes out;
-          if (rec.consumed == pending_.size()) {  // the usual case: one record per chunk
-            out = std::move(pending_);
-            out.consume(e2e::record_header_size);
-            out.resize(rec.plain_size);
+          if (rec.consumed == in_.size()) {  // the usual case: one record per chunk
+            out = std::move(in_);
+            out->consume(e2e::record_header_size);
+            out->resize(rec.plain_size);
+            in_ = bytes{};
           } else {
-            out = bytes::copy_of(pending_.data() + e2e::record_header_size, rec.plain_size);
-            pending_.consume(rec.consumed);
+            out = bytes::copy_of(in_.data() + e2e::record_header_size, rec.plain_size);
+            in_.consume(rec.consumed);
           }
-          if (rec.final) {
-            if (auto r = co_await finish_input(); !r) {
-              co_return fail(r.error());
-            }
-          }
-          if (out.empty()) {
-            if (eof_) {
-              co_return bytes{};
-            }
-            continue;  // an empty non-final record carries nothing: keep reading
-          }
-          co_return out;
+          final = rec.final;
         }
-        // incomplete: fall through and read more
       }
-      auto r = co_await inner_->read();
-      if (!r) {
-        co_return fail(r.error());
+      if (!out) {
+        out = open_piece();
+        if (failed_) {
+          co_return fail(errc::e2e_failed);
+        }
+        if (!out) {
+          continue;  // the record needs more of the stream
+        }
+        final = record_final_;
       }
-      if (r->empty()) {
-        co_return integrity_failure("the stream ended without the final record (truncated on the way)");
+      if (final) {
+        if (auto r = co_await finish_input(); !r) {
+          co_return fail(r.error());
+        }
       }
-      // A record split over chunks is joined into one buffer large enough for the record.
-      pending_.append(std::move(*r), opener_.needed());
+      if (out->empty()) {
+        if (eof_) {
+          co_return bytes{};
+        }
+        continue;  // an empty non-final record carries nothing: keep reading
+      }
+      co_return std::move(*out);
     }
   }
 
@@ -120,10 +139,57 @@ public:
   }
 
 private:
+  // Takes what in_ holds of the record being opened in pieces; the record's plaintext once
+  // it is complete and authentic, nullopt while more is needed or when it failed (failed_).
+  std::optional<bytes> open_piece() {
+    e2e::opened_record rec;
+    if (!opener_.in_record()) {
+      const auto n = std::min(in_.size(), e2e::record_header_size - header_have_);
+      std::memcpy(header_.data() + header_have_, in_.data(), n);
+      header_have_ += n;
+      in_.consume(n);
+      if (header_have_ < e2e::record_header_size) {
+        return std::nullopt;
+      }
+      if (opener_.begin(header_, rec) != e2e::open_status::ok) {
+        (void)integrity_failure(rec.error);
+        return std::nullopt;
+      }
+      record_ = bytes(rec.plain_size);
+      record_.commit(rec.plain_size);
+      record_have_ = 0;
+      tag_have_ = 0;
+    }
+    if (record_have_ < record_.size()) {
+      const auto n = std::min(in_.size(), record_.size() - record_have_);
+      opener_.update(std::span(in_.data(), n), record_.data() + record_have_);
+      record_have_ += n;
+      in_.consume(n);
+      if (record_have_ < record_.size()) {
+        return std::nullopt;
+      }
+    }
+    const auto n = std::min(in_.size(), e2e::record_tag_size - tag_have_);
+    std::memcpy(tag_.data() + tag_have_, in_.data(), n);
+    tag_have_ += n;
+    in_.consume(n);
+    if (tag_have_ < e2e::record_tag_size) {
+      return std::nullopt;
+    }
+    header_have_ = 0;
+    if (opener_.finish(tag_, std::span(record_.data(), record_.size()), rec) != e2e::open_status::ok) {
+      record_ = bytes{};
+      (void)integrity_failure(rec.error);
+      return std::nullopt;
+    }
+    record_final_ = rec.final;
+    return std::move(record_);
+  }
+
   // After the final record only the inner end of stream may follow.
   awaitable<result<void>> finish_input() {
     eof_ = true;
-    if (!pending_.empty()) {
+    if (!in_.empty()) {
       (void)integrity_failure("data after the final record");
       co_return fail(errc::e2e_failed);
     }
@@ -150,7 +216,15 @@ private:
   std::unique_ptr<stream> inner_;
   e2e::sealer sealer_;
   e2e::opener opener_;
-  bytes pending_;   // received, not yet opened (a partial record, or several records)
+  bytes in_;        // received from the inner stream, not yet opened
+  // the record being opened in pieces (open_piece)
+  std::array<std::byte, e2e::record_header_size> header_{};
+  std::size_t header_have_ = 0;
+  bytes record_;  // its plaintext, written as the ciphertext arrives
+  std::size_t record_have_ = 0;
+  std::array<std::byte, e2e::record_tag_size> tag_{};
+  std::size_t tag_have_ = 0;
+  bool record_final_ = false;
   bool eof_ = false;
   bool failed_ = false;
   std::string message_;

@@ -3,11 +3,12 @@
 // in the unit test vectors (tests/unit/e2e/vectors.py --corpus writes valid seeds):
 //   0: handshake message 1 for responder::read (agent secret 00..1f);
 //   1: handshake message 2 for initiator::finish (ephemeral 20..3f, payload as the vectors);
-//   2: a record stream for opener::open under the vectors' client->agent key, opened both
-//      out of place and in place (the two must agree), fed in uneven pieces;
+//   2: a record stream for opener::open under the vectors' client->agent key, opened out
+//      of place, in place, and record by record in pieces with begin/update/finish (the
+//      three must agree), fed in uneven pieces;
 //   3: differential: the rest is cut into plaintext chunks (u16 LE header: 15-bit length,
 //      top bit = final), sealed, then opened again in uneven pieces: the same chunks must
-//      come back; the stream with one byte flipped must not open completely.
+//      come back (all three ways); the stream with one byte flipped must not open completely.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -156,10 +157,84 @@ open_result open_stream(const key& k, std::span<const std::byte> stream, bool in
   return res;
 }
 
+// The same stream, each record opened in pieces as the bytes arrive (begin / update /
+// finish), the way transport/secure_stream opens records that straddle chunks. Returns
+// what open_stream returns for the same input.
+open_result open_stream_pieces(const key& k, std::span<const std::byte> stream) {
+  opener o(k);
+  open_result res;
+  std::vector<std::byte> header, plain, tag;
+  std::size_t done = 0;  // ciphertext bytes of the current record given to update()
+  std::size_t fed = 0;
+  for (std::size_t step = 0; fed < stream.size(); ++step) {
+    auto in = stream.subspan(fed, std::min(piece(step), stream.size() - fed));
+    fed += in.size();
+    while (!in.empty()) {
+      opened_record r;
+      if (res.finished) {  // bytes after the final record
+        header.assign(record_header_size, std::byte{0});
+        NL_FUZZ_CHECK(o.begin(header, r) == open_status::error);
+        res.error = true;
+        return res;
+      }
+      if (!o.in_record()) {
+        const auto n = std::min(in.size(), record_header_size - header.size());
+        header.insert(header.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n));
+        in = in.subspan(n);
+        if (header.size() < record_header_size) {
+          continue;
+        }
+        if (o.begin(header, r) != open_status::ok) {
+          NL_FUZZ_CHECK(!r.error.empty() && !o.in_record());
+          res.error = true;
+          return res;
+        }
+        header.clear();
+        plain.assign(r.plain_size, std::byte{0});
+        tag.clear();
+        done = 0;
+      }
+      if (done < plain.size()) {
+        const auto n = std::min(in.size(), plain.size() - done);
+        o.update(in.first(n), plain.data() + done);
+        done += n;
+        in = in.subspan(n);
+        continue;
+      }
+      const auto n = std::min(in.size(), record_tag_size - tag.size());
+      tag.insert(tag.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(n));
+      in = in.subspan(n);
+      if (tag.size() < record_tag_size) {
+        continue;
+      }
+      if (o.finish(tag, plain, r) != open_status::ok) {
+        NL_FUZZ_CHECK(!r.error.empty() && !o.in_record());
+        NL_FUZZ_CHECK(std::all_of(plain.begin(), plain.end(), [](std::byte b) { return b == std::byte{0}; }));
+        res.error = true;
+        return res;
+      }
+      NL_FUZZ_CHECK(r.consumed == plain.size() + record_overhead);
+      res.records.push_back(plain);
+      res.finals.push_back(r.final);
+      res.consumed += r.consumed;
+      if (r.final) {
+        NL_FUZZ_CHECK(o.finished());
+        res.finished = true;
+      }
+    }
+  }
+  if (res.finished && fed < stream.size()) {
+    res.error = true;
+  }
+  return res;
+}
+
 void fuzz_records(std::span<const std::byte> stream) {
   const auto a = open_stream(fx().record_key, stream, false);
   const auto b = open_stream(fx().record_key, stream, true);
   NL_FUZZ_CHECK(a.records == b.records && a.finals == b.finals && a.error == b.error && a.finished == b.finished);
+  const auto c = open_stream_pieces(fx().record_key, stream);
+  NL_FUZZ_CHECK(a.records == c.records && a.finals == c.finals && a.error == c.error && a.finished == c.finished);
 }
 
 void fuzz_differential(std::span<const std::byte> data) {
@@ -182,8 +257,8 @@ void fuzz_differential(std::span<const std::byte> data) {
     stream.resize(at + len + record_overhead);
     NL_FUZZ_CHECK(s.seal(chunks.back(), final, std::span(stream).subspan(at)) == len + record_overhead);
   }
-  for (bool in_place : {false, true}) {
-    const auto r = open_stream(k, stream, in_place);
+  for (int how = 0; how < 3; ++how) {
+    const auto r = how < 2 ? open_stream(k, stream, how == 1) : open_stream_pieces(k, stream);
     NL_FUZZ_CHECK(!r.error);
     NL_FUZZ_CHECK(r.records == chunks && r.finals == finals);
     NL_FUZZ_CHECK(r.finished == s.finished());

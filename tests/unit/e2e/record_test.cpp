@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include "e2e/e2e.hpp"
@@ -269,4 +271,89 @@ TEST_CASE("moved sealers and openers keep their position", "[e2e][record]") {
   CHECK(r.final);
   CHECK_THROWS_AS(s0.seal({}, false, out), std::logic_error);
   CHECK(o0.open(r1, out, r) == open_status::error);
+}
+
+namespace {
+
+// Opens one whole record with begin/update/finish, the ciphertext given in pieces of the
+// sizes `cuts` cycles through.
+open_status open_in_pieces(opener& o, std::span<const std::byte> rec, std::vector<std::byte>& out,
+                           std::initializer_list<std::size_t> cuts, opened_record& r) {
+  if (auto st = o.begin(rec.first(record_header_size), r); st != open_status::ok) {
+    return st;
+  }
+  const std::size_t len = r.plain_size;
+  out.assign(len, std::byte{0x77});
+  auto ct = rec.subspan(record_header_size, len);
+  std::size_t done = 0;
+  auto cut = cuts.begin();
+  while (done < len) {
+    const std::size_t n = std::min(*cut, len - done);
+    o.update(ct.subspan(done, n), out.data() + done);
+    done += n;
+    if (++cut == cuts.end()) cut = cuts.begin();
+  }
+  return o.finish(rec.subspan(record_header_size + len, record_tag_size), out, r);
+}
+
+}  // namespace
+
+TEST_CASE("records opened in pieces give what open() gives", "[e2e][record]") {
+  sealer s(k);
+  opener whole(k), pieces(k);
+  std::vector<std::byte> out1(max_record_plaintext), out2;
+  for (std::size_t n : {0u, 1u, 63u, 64u, 65u, 1000u, 16384u, 65536u}) {
+    const auto plain = pattern(n);
+    const auto rec = seal(s, plain, n == 65536u);
+    opened_record r1, r2;
+    REQUIRE(whole.open(rec, out1, r1) == open_status::ok);
+    REQUIRE(open_in_pieces(pieces, rec, out2, {1, 7, 64, 1500, 3}, r2) == open_status::ok);
+    CHECK(r2.consumed == r1.consumed);
+    CHECK(r2.plain_size == n);
+    CHECK(r2.final == r1.final);
+    CHECK(std::equal(plain.begin(), plain.end(), out2.begin(), out2.end()));
+    CHECK_FALSE(pieces.in_record());
+  }
+  CHECK(pieces.finished());
+  opened_record r;
+  std::array<std::byte, record_header_size> h{};
+  CHECK(pieces.begin(h, r) == open_status::error);  // nothing after the final record
+}
+
+TEST_CASE("a record opened in pieces is checked like a whole one", "[e2e][record]") {
+  const auto plain = pattern(5000);
+  for (std::size_t at : {std::size_t{0}, std::size_t{2}, std::size_t{4}, std::size_t{2500}, std::size_t{5003},
+                         std::size_t{5010}, std::size_t{5019}}) {
+    CAPTURE(at);
+    sealer s(k);
+    opener o(k);
+    auto rec = seal(s, plain);
+    rec[at] ^= std::byte{0x01};
+    opened_record r;
+    std::vector<std::byte> out;
+    const auto st = open_in_pieces(o, rec, out, {100, 1}, r);
+    CHECK(st == open_status::error);
+    CHECK_FALSE(r.error.empty());
+    // the unauthenticated plaintext is wiped
+    CHECK(std::all_of(out.begin(), out.end(), [](std::byte b) { return b == std::byte{0}; }));
+    CHECK(o.begin(std::span(rec).first(record_header_size), r) == open_status::error);  // sticky
+  }
+}
+
+TEST_CASE("opening in pieces refuses calls out of order", "[e2e][record]") {
+  sealer s(k);
+  opener o(k);
+  const auto rec = seal(s, pattern(100));
+  std::vector<std::byte> out(100);
+  opened_record r;
+  CHECK_THROWS_AS(o.update(std::span(rec).subspan(4, 10), out.data()), std::logic_error);
+  REQUIRE(o.begin(std::span(rec).first(4), r) == open_status::ok);
+  CHECK(o.in_record());
+  CHECK_THROWS_AS(o.begin(std::span(rec).first(4), r), std::logic_error);
+  CHECK_THROWS_AS(o.open(rec, out, r), std::logic_error);
+  CHECK_THROWS_AS(o.finish(std::span(rec).subspan(104, 16), out, r), std::logic_error);  // no ciphertext yet
+  o.update(std::span(rec).subspan(4, 100), out.data());
+  CHECK_THROWS_AS(o.update(std::span(rec).subspan(4, 1), out.data()), std::logic_error);  // past the end
+  REQUIRE(o.finish(std::span(rec).subspan(104, 16), out, r) == open_status::ok);
+  CHECK(std::equal(out.begin(), out.end(), pattern(100).begin()));
 }

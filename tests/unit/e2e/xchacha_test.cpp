@@ -3,6 +3,7 @@
 // in both directions, at every size class the vector code paths care about.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <vector>
 
 #include <sodium.h>
@@ -26,7 +27,7 @@ constexpr std::size_t sizes[] = {0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 51
 
 TEST_CASE("xchacha20poly1305 seals exactly as libsodium does", "[e2e][xchacha]") {
   REQUIRE(sodium_init() >= 0);
-  xchacha20poly1305 aead;
+  auto aead = GENERATE(as<bool>{}, true, false) ? xchacha20poly1305() : xchacha20poly1305::libsodium_only();
   for (std::size_t len : sizes) {
     for (std::size_t ad_len : {std::size_t{0}, std::size_t{4}, std::size_t{37}}) {
       CAPTURE(len, ad_len);
@@ -43,7 +44,7 @@ TEST_CASE("xchacha20poly1305 seals exactly as libsodium does", "[e2e][xchacha]")
 
 TEST_CASE("xchacha20poly1305 opens libsodium's output and refuses anything modified", "[e2e][xchacha]") {
   REQUIRE(sodium_init() >= 0);
-  xchacha20poly1305 aead;
+  auto aead = GENERATE(as<bool>{}, true, false) ? xchacha20poly1305() : xchacha20poly1305::libsodium_only();
   for (std::size_t len : sizes) {
     CAPTURE(len);
     auto key = random_bytes(32), nonce = random_bytes(24), plain = random_bytes(len), ad = random_bytes(4);
@@ -102,4 +103,37 @@ TEST_CASE("xchacha20poly1305 keeps working after a refused record and after a mo
   xchacha20poly1305 moved(std::move(opener));
   REQUIRE(moved.decrypt(out.data(), ct.data(), ct.size(), tag.data(), nullptr, 0, nonce.data(), key.data()));
   REQUIRE(out == plain);
+}
+
+TEST_CASE("xchacha20poly1305 opens in pieces, with OpenSSL and with the libsodium fallback", "[e2e][xchacha]") {
+  REQUIRE(sodium_init() >= 0);
+  const bool openssl = GENERATE(true, false);
+  CAPTURE(openssl);
+  auto aead = openssl ? xchacha20poly1305() : xchacha20poly1305::libsodium_only();
+  for (std::size_t len : sizes) {
+    for (std::size_t piece : {std::size_t{1}, std::size_t{13}, std::size_t{64}, std::size_t{4096}}) {
+      CAPTURE(len, piece);
+      auto key = random_bytes(32), nonce = random_bytes(24), plain = random_bytes(len), ad = random_bytes(4);
+      std::vector<unsigned char> ct(len + 1), tag(16);
+      crypto_aead_xchacha20poly1305_ietf_encrypt_detached(ct.data(), tag.data(), nullptr, plain.data(), len,
+                                                          ad.data(), ad.size(), nullptr, nonce.data(), key.data());
+      for (bool tamper : {false, true}) {
+        std::vector<unsigned char> out(len + 1, 0xee);
+        auto t = tag;
+        if (tamper) t[7] ^= 0x20;
+        aead.start(ad.data(), ad.size(), nonce.data(), key.data());
+        for (std::size_t done = 0; done < len; done += std::min(piece, len - done)) {
+          aead.update(out.data() + done, ct.data() + done, std::min(piece, len - done));
+        }
+        const bool ok = aead.finish(out.data(), len, t.data(), ad.data(), ad.size(), nonce.data(), key.data());
+        REQUIRE(ok == !tamper);
+        if (ok) {
+          REQUIRE(std::equal(plain.begin(), plain.end(), out.begin()));
+        } else {
+          REQUIRE(std::all_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(len),
+                              [](unsigned char c) { return c == 0; }));
+        }
+      }
+    }
+  }
 }

@@ -228,6 +228,10 @@ TEST_CASE("records that are modified, replayed, reordered or truncated reset the
   enum class attack { none, flip, replay, reorder, drop, truncate, after_final };
   auto which = GENERATE(attack::none, attack::flip, attack::replay, attack::reorder, attack::drop, attack::truncate,
                         attack::after_final);
+  // 0: each record in one write (opened in place); else the records cut into writes of this
+  // many bytes, so that records straddle the chunks the reader gets (opened in pieces)
+  auto piece = GENERATE(std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{23});
+  CAPTURE(piece);
   auto body = [&]() -> awaitable<void> {
     auto rp = co_await open_raw(p, keys);
     REQUIRE(rp.secure);
@@ -237,39 +241,54 @@ TEST_CASE("records that are modified, replayed, reordered or truncated reset the
     auto r2 = record(s, "second");
     auto r3 = record(s, "", true);
     auto copy = [](const bytes& b) { return bytes::copy_of(b.span()); };
+    std::vector<bytes> sent;
+    auto send = [&sent](bytes b) { sent.push_back(std::move(b)); };
     switch (which) {
       case attack::none:
-        co_await rp.raw->write(std::move(r1));
-        co_await rp.raw->write(std::move(r2));
-        co_await rp.raw->write(std::move(r3));
+        send(std::move(r1));
+        send(std::move(r2));
+        send(std::move(r3));
         break;
       case attack::flip: {
         r2.data()[7] ^= std::byte{0x20};
-        co_await rp.raw->write(std::move(r1));
-        co_await rp.raw->write(std::move(r2));
-        co_await rp.raw->write(std::move(r3));
+        send(std::move(r1));
+        send(std::move(r2));
+        send(std::move(r3));
         break;
       }
       case attack::replay:
-        co_await rp.raw->write(copy(r1));
-        co_await rp.raw->write(std::move(r1));
+        send(copy(r1));
+        send(std::move(r1));
         break;
       case attack::reorder:
-        co_await rp.raw->write(std::move(r2));
-        co_await rp.raw->write(std::move(r1));
+        send(std::move(r2));
+        send(std::move(r1));
         break;
       case attack::drop:
-        co_await rp.raw->write(std::move(r2));
+        send(std::move(r2));
         break;
       case attack::truncate:
-        co_await rp.raw->write(std::move(r1));
-        co_await rp.raw->write(std::move(r2));
+        send(std::move(r1));
+        send(std::move(r2));
         break;  // FIN without the final record
       case attack::after_final:
-        co_await rp.raw->write(std::move(r1));
-        co_await rp.raw->write(std::move(r3));
-        co_await rp.raw->write(std::move(r2));
+        send(std::move(r1));
+        send(std::move(r3));
+        send(std::move(r2));
         break;
+    }
+    if (piece == 0) {
+      for (auto& b : sent) {
+        co_await rp.raw->write(std::move(b));
+      }
+    } else {
+      std::vector<std::byte> all;
+      for (auto& b : sent) {
+        all.insert(all.end(), b.span().begin(), b.span().end());
+      }
+      for (std::size_t off = 0; off < all.size(); off += piece) {
+        co_await rp.raw->write(bytes::copy_of(std::span(all).subspan(off, std::min(piece, all.size() - off))));
+      }
     }
     co_await rp.raw->shutdown_send();
     std::string got;
