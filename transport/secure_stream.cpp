@@ -139,16 +139,21 @@ public:
   }
 
 private:
+  // Moves bytes from in_ into dst after the `have` already there; true once dst is full.
+  bool fill(std::span<std::byte> dst, std::size_t& have) {
+    const auto n = std::min(in_.size(), dst.size() - have);
+    std::memcpy(dst.data() + have, in_.data(), n);
+    have += n;
+    in_.consume(n);
+    return have == dst.size();
+  }
+
   // Takes what in_ holds of the record being opened in pieces; the record's plaintext once
   // it is complete and authentic, nullopt while more is needed or when it failed (failed_).
   std::optional<bytes> open_piece() {
     e2e::opened_record rec;
     if (!opener_.in_record()) {
-      const auto n = std::min(in_.size(), e2e::record_header_size - header_have_);
-      std::memcpy(header_.data() + header_have_, in_.data(), n);
-      header_have_ += n;
-      in_.consume(n);
-      if (header_have_ < e2e::record_header_size) {
+      if (!fill(header_, header_have_)) {
         return std::nullopt;
       }
       if (opener_.begin(header_, rec) != e2e::open_status::ok) {
@@ -169,11 +174,7 @@ private:
         return std::nullopt;
       }
     }
-    const auto n = std::min(in_.size(), e2e::record_tag_size - tag_have_);
-    std::memcpy(tag_.data() + tag_have_, in_.data(), n);
-    tag_have_ += n;
-    in_.consume(n);
-    if (tag_have_ < e2e::record_tag_size) {
+    if (!fill(tag_, tag_have_)) {
       return std::nullopt;
     }
     header_have_ = 0;
