@@ -143,7 +143,8 @@ auto connect_then(const dial_options& o, Then then) -> decltype(then(std::declva
       X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
     }
   }
-  co_await tls.async_handshake(ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  tls.expires_after(o.timeout);
+  ec = co_await tls.handshake(tls_stream::role::client);
   if (ec) {
     std::string why = ec == beast::error::timeout ? "timed out" : ssl_error_text(ec);
     long v = SSL_get_verify_result(ssl_handle);

@@ -131,7 +131,8 @@ private:
       co_return;
     }
     tls_stream tls(std::move(stream), ctx_);
-    co_await tls.async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    tls.expires_after(opts_.handshake_timeout);
+    ec = co_await tls.handshake(tls_stream::role::server);
     if (ec) {
       spdlog::debug("TLS handshake with {} failed: {}", remote, ec.message());
       co_return;
