@@ -10,6 +10,7 @@
 
 namespace nl {
 
-void tune_allocator() noexcept;
+// Returns whether the settings were applied (false on a C library other than glibc).
+bool tune_allocator() noexcept;
 
 }  // namespace nl
