@@ -21,9 +21,13 @@ using boost::system::error_code;
 
 // OpenSSL's own socket BIO writes with write(2), which raises SIGPIPE when the peer has
 // gone; this one uses send(MSG_NOSIGNAL) like Asio does, so a dead peer is an error code.
-int fd_of(BIO* b) {
-  return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b)));
+// Its data is the stream's bio_state: the descriptor, and whether the last read found the
+// socket empty.
+direct_tls_stream::bio_state& bio_of(BIO* b) {
+  return *static_cast<direct_tls_stream::bio_state*>(BIO_get_data(b));
 }
+
+int fd_of(BIO* b) { return bio_of(b).fd; }
 
 int bio_write(BIO* b, const char* data, std::size_t len, std::size_t* written) {
   BIO_clear_retry_flags(b);
@@ -45,6 +49,7 @@ int bio_read(BIO* b, char* data, std::size_t len, std::size_t* got) {
     auto n = ::recv(fd_of(b), data, len, 0);
     if (n > 0) {
       *got = static_cast<std::size_t>(n);
+      bio_of(b).drained = static_cast<std::size_t>(n) < len;  // a short read emptied the socket
       return 1;
     }
     if (n == 0) {
@@ -53,7 +58,10 @@ int bio_read(BIO* b, char* data, std::size_t len, std::size_t* got) {
       return 0;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      bio_of(b).drained = true;
+      BIO_set_retry_read(b);
+    }
     return 0;
   }
 }
@@ -100,7 +108,8 @@ direct_tls_stream::direct_tls_stream(boost::beast::tcp_stream next, asio::ssl::c
     throw boost::system::system_error(error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category()),
                                       "cannot create TLS session");
   }
-  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(s_->sock.native_handle())));
+  s_->bio.fd = s_->sock.native_handle();
+  BIO_set_data(bio, &s_->bio);
   BIO_set_init(bio, 1);
   SSL_set_bio(s_->ssl, bio, bio);
   error_code ec;

@@ -88,6 +88,12 @@ public:
   // Largest plaintext of one TLS record.
   static constexpr std::size_t record = 16 * 1024;
 
+  // What the socket BIO knows (kept in the stream's shared state; OpenSSL holds a pointer).
+  struct bio_state {
+    int fd = -1;
+    bool drained = false;  // the last recv came back short or with EAGAIN
+  };
+
 private:
   enum class want { none, read, write };
 
@@ -111,6 +117,7 @@ private:
     }
 
     boost::asio::ip::tcp::socket sock;
+    bio_state bio;
     SSL* ssl = nullptr;
     boost::asio::steady_timer timer;
     bool timed_out = false;
@@ -177,6 +184,9 @@ private:
         int r = SSL_read_ex(s->ssl, static_cast<char*>(buf.data()) + got, buf.size() - got, &n);
         if (r == 1) {
           got += n;
+          // Another SSL_read would only find an empty socket (one wasted recv per message):
+          // go on only while OpenSSL holds bytes or the last recv filled its buffer.
+          if (SSL_has_pending(s->ssl) == 0 && s->bio.drained) break;
           continue;
         }
         want w = want::none;
