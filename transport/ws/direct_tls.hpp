@@ -138,6 +138,25 @@ private:
     error_code res_ec;
     std::size_t res_n = 0;
 
+    // Every entry of an operation starts here: true when it has completed (a posted result,
+    // a failed socket wait or the deadline), false when it should go on with OpenSSL.
+    template <class Self>
+    bool settled(Self& self, const state& st, const error_code& ec) {
+      if (posted) {
+        self.complete(res_ec, res_n);
+        return true;
+      }
+      if (ec) {
+        self.complete(st.wait_error(ec), 0);
+        return true;
+      }
+      if (st.timed_out) {
+        finish(self, boost::beast::error::timeout, 0);
+        return true;
+      }
+      return false;
+    }
+
     template <class Self>
     void finish(Self& self, error_code e, std::size_t bytes) {
       if (waited) {
@@ -159,18 +178,7 @@ private:
 
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
-      if (this->posted) {
-        self.complete(this->res_ec, this->res_n);
-        return;
-      }
-      if (ec) {
-        self.complete(s->wait_error(ec), 0);
-        return;
-      }
-      if (s->timed_out) {
-        this->finish(self, boost::beast::error::timeout, 0);
-        return;
-      }
+      if (this->settled(self, *s, ec)) return;
       boost::asio::mutable_buffer buf;
       for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
         buf = *it;
@@ -218,18 +226,7 @@ private:
 
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
-      if (this->posted) {
-        self.complete(this->res_ec, this->res_n);
-        return;
-      }
-      if (ec) {
-        self.complete(s->wait_error(ec), 0);
-        return;
-      }
-      if (s->timed_out) {
-        this->finish(self, boost::beast::error::timeout, 0);
-        return;
-      }
+      if (this->settled(self, *s, ec)) return;
       while (written < total && written < max_per_op) {
         const void* p = nullptr;
         std::size_t len = 0;
