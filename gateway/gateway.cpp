@@ -280,6 +280,12 @@ request_decision gateway::upgrade(const http_request_info& req, token::claims c)
 void gateway::adopt(std::shared_ptr<transport::session> s, token::claims c, std::string address) {
   sessions_.insert(s);
   session_claims_[s.get()] = c;
+  // A session whose handshake finished after SIGTERM (the peer may already have seen our
+  // HELLO and think it is up) is drained like the others; otherwise the shutdown would wait
+  // for it until drain_timeout.
+  if (shutting_down_) {
+    s->drain(proto::goaway_code::normal, "gateway shutting down");
+  }
   auto on_exit = [this, s](std::exception_ptr e) {
     if (e) {
       try {
