@@ -157,6 +157,18 @@ private:
       return false;
     }
 
+    // An SSL call failed before moving any byte: wait for what OpenSSL wants from the
+    // socket (the operation runs again afterwards), or complete with the error.
+    template <class Self>
+    void wait_or_fail(Self& self, state& st, want w, const error_code& e) {
+      if (w != want::none) {
+        waited = true;  // before `self` (which holds this object) is moved into the wait
+        st.wait(w, std::move(self));
+        return;
+      }
+      finish(self, e, 0);
+    }
+
     template <class Self>
     void finish(Self& self, error_code e, std::size_t bytes) {
       if (waited) {
@@ -200,12 +212,7 @@ private:
         want w = want::none;
         auto e = s->failure(r, w);
         if (got != 0) break;  // report the bytes; the error or wait comes with the next call
-        if (w != want::none) {
-          this->waited = true;
-          s->wait(w, std::move(self));
-          return;
-        }
-        this->finish(self, e, 0);
+        this->wait_or_fail(self, *s, w, e);
         return;
       }
       this->finish(self, {}, got);
@@ -264,12 +271,7 @@ private:
         want w = want::none;
         auto e = s->failure(r, w);
         if (written != 0) break;
-        if (w != want::none) {
-          this->waited = true;
-          s->wait(w, std::move(self));
-          return;
-        }
-        this->finish(self, e, 0);
+        this->wait_or_fail(self, *s, w, e);
         return;
       }
       this->finish(self, {}, written);
