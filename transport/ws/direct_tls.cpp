@@ -1,7 +1,6 @@
 #include "transport/ws/direct_tls.hpp"
 
 #include <cerrno>
-#include <cstdint>
 #include <new>
 
 #include <sys/socket.h>
