@@ -27,6 +27,9 @@ inline constexpr std::uint8_t protocol_version = 1;
 inline constexpr std::size_t frame_header_size = 12;
 // Largest DATA payload a sender may put in one frame; receivers reject larger ones.
 inline constexpr std::uint32_t max_data_payload = 256 * 1024;
+// Early data (WebSocket sub-protocol nl.2; always on QUIC): what an opener may send on a
+// stream before the acceptor's OPEN_RESULT. The acceptor's window in OPEN_RESULT counts it.
+inline constexpr std::uint32_t early_window = 32 * 1024;
 // Largest non-DATA payload (OPEN carries a host, a peer name and an e2e envelope).
 inline constexpr std::uint32_t max_control_payload = 16 * 1024;
 

@@ -3,6 +3,9 @@
 // through the session's answer(state, code, message, envelope). accept() answers ok and
 // returns a Stream over the same state; an OPEN left unanswered is rejected with
 // errc::aborted. Session and State are the implementation's (State has an `id`).
+// defer() hands out the stream before the answer (deferred_adapter), and opening_adapter is
+// the opener's side of open_early(): both wrap the implementation's Stream and add the
+// answer, which Session gives through answer() and wait_answer(state).
 // Thread-safety: the session's executor.
 #pragma once
 
@@ -16,6 +19,57 @@
 #include "transport/session.hpp"
 
 namespace nl::transport {
+
+// Stream's behaviour, forwarded, plus a way to the answer.
+template <class Base, class Stream>
+class stream_wrapper : public Base {
+public:
+  explicit stream_wrapper(std::unique_ptr<Stream> s) : s_(std::move(s)) {}
+  std::uint32_t id() const noexcept override { return s_->id(); }
+  awaitable<result<bytes>> read() override { return s_->read(); }
+  awaitable<error_code> write(bytes data) override { return s_->write(std::move(data)); }
+  awaitable<error_code> shutdown_send() override { return s_->shutdown_send(); }
+  void reset(errc code, std::string_view message) override { s_->reset(code, message); }
+  const std::string& error_message() const noexcept override { return s_->error_message(); }
+
+protected:
+  std::unique_ptr<Stream> s_;
+};
+
+template <class Session, class State, class Stream>
+class deferred_adapter final : public stream_wrapper<deferred_stream, Stream> {
+public:
+  deferred_adapter(std::shared_ptr<Session> s, std::shared_ptr<State> st)
+      : stream_wrapper<deferred_stream, Stream>(std::make_unique<Stream>(s, st)), sess_(std::move(s)), st_(std::move(st)) {}
+  ~deferred_adapter() override {
+    if (!answered_) {
+      sess_->answer(st_, errc::aborted, "not accepted", {});
+    }
+  }
+  void answer(errc code, std::string message, std::vector<std::byte> envelope) override {
+    if (!answered_) {
+      answered_ = true;
+      sess_->answer(st_, code, message, std::move(envelope));
+    }
+  }
+
+private:
+  std::shared_ptr<Session> sess_;
+  std::shared_ptr<State> st_;
+  bool answered_ = false;
+};
+
+template <class Session, class State, class Stream>
+class opening_adapter final : public stream_wrapper<opening_stream, Stream> {
+public:
+  opening_adapter(std::shared_ptr<Session> s, std::shared_ptr<State> st)
+      : stream_wrapper<opening_stream, Stream>(std::make_unique<Stream>(s, st)), sess_(std::move(s)), st_(std::move(st)) {}
+  awaitable<open_answer> answer() override { return sess_->wait_answer(st_); }
+
+private:
+  std::shared_ptr<Session> sess_;
+  std::shared_ptr<State> st_;
+};
 
 template <class Session, class State, class Stream>
 class answerable_incoming final : public incoming_stream {
@@ -39,6 +93,10 @@ public:
   void reject(errc code, std::string message, std::vector<std::byte> envelope) override {
     done_ = true;
     s_->answer(st_, code, message, std::move(envelope));
+  }
+  std::unique_ptr<deferred_stream> defer() override {
+    done_ = true;
+    return std::make_unique<deferred_adapter<Session, State, Stream>>(s_, st_);
   }
 
 private:

@@ -80,7 +80,9 @@ awaitable<void> stream_to_socket(stream& s, tcp::socket& sock, relay_stats& st) 
   }
 }
 
-awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_stats& st) {
+// from -> to until EOF or failure. A failure of `to` resets `from` too unless `to` reports
+// its own fate elsewhere (splice_answering: b's refusal becomes a's answer).
+awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_stats& st, bool reset_from = true) {
   for (;;) {
     auto r = co_await from.read();
     if (!r) {
@@ -91,18 +93,31 @@ awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_sta
     if (r->empty()) {
       if (auto ec = co_await to.shutdown_send(); ec) {
         note(st, ec, to.error_message());
-        from.reset(to_wire_code(ec), to.error_message());
+        if (reset_from) from.reset(to_wire_code(ec), to.error_message());
       }
       break;
     }
     auto n = r->size();
     if (auto ec = co_await to.write(std::move(*r)); ec) {
       note(st, ec, to.error_message());
-      from.reset(to_wire_code(ec), to.error_message());
+      if (reset_from) from.reset(to_wire_code(ec), to.error_message());
       break;
     }
     counter += n;
   }
+}
+
+awaitable<void> pass_answer(deferred_stream& a, opening_stream& b, answered_relay_stats& st) {
+  auto ans = co_await b.answer();
+  if (ans.error) {
+    st.refused = true;
+    note(st, ans.error, ans.message);
+    a.answer(to_wire_code(ans.error), ans.message.empty() ? ans.error.message() : ans.message,
+             std::move(ans.envelope));
+    co_return;
+  }
+  a.answer(errc::ok, {}, std::move(ans.envelope));
+  co_await pump(b, a, st.from_stream, st);
 }
 
 }  // namespace
@@ -112,6 +127,12 @@ awaitable<relay_stats> relay(stream& s, tcp::socket& sock) {
   error_code ec;
   sock.non_blocking(true, ec);
   co_await when_both(socket_to_stream(sock, s, st), stream_to_socket(s, sock, st));
+  co_return st;
+}
+
+awaitable<answered_relay_stats> splice_answering(deferred_stream& a, opening_stream& b) {
+  answered_relay_stats st;
+  co_await when_both(pump(a, b, st.to_stream, st, false), pass_answer(a, b, st));
   co_return st;
 }
 

@@ -39,4 +39,13 @@ awaitable<relay_stats> relay(stream& s, boost::asio::ip::tcp::socket& sock);
 // a <-> b. to_stream counts a->b, from_stream counts b->a.
 awaitable<relay_stats> splice(stream& a, stream& b);
 
+// The gateway's splice: `a` is an incoming stream not answered yet, `b` the stream opened for
+// it with open_early(). a's early data goes on to b at once; b's answer becomes a's answer
+// when it comes (refused: `refused` is set and the error is b's code), and only then do
+// bytes flow from b to a. Counters as in splice().
+struct answered_relay_stats : relay_stats {
+  bool refused = false;
+};
+awaitable<answered_relay_stats> splice_answering(deferred_stream& a, opening_stream& b);
+
 }  // namespace nl::transport

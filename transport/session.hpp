@@ -75,6 +75,33 @@ public:
   virtual const std::string& error_message() const noexcept = 0;
 };
 
+// The far end's answer to an OPEN.
+struct open_answer {
+  error_code error;                 // empty = accepted; otherwise why not (errc::refused, ...)
+  std::string message;              // the far end's detail text (may be empty)
+  std::vector<std::byte> envelope;  // the far end's end-to-end answer (accepted or not)
+};
+
+// A stream from session::open_early(), usable before the far end has answered. What is
+// written before the answer travels right behind the OPEN ("early data", at most
+// proto::early_window bytes; more waits for the answer), so a connection whose first bytes
+// come from our side costs one round trip in all, not two. read() waits for the answer; a
+// refusal fails read() and write() with its code. Not for end-to-end streams: their keys
+// come with the answer.
+class opening_stream : public stream {
+public:
+  // Waits for the far end's answer (at most the timeout given to open_early()).
+  virtual awaitable<open_answer> answer() = 0;
+};
+
+// An incoming stream taken before it is answered, for a relay that passes a far end's answer
+// through (the gateway): read() returns the opener's early data as it arrives; write() waits
+// until answer(). Dropping it unanswered rejects it (errc::aborted).
+class deferred_stream : public stream {
+public:
+  virtual void answer(errc code, std::string message, std::vector<std::byte> envelope) = 0;
+};
+
 // An OPEN received from the peer that the application has not answered yet.
 class incoming_stream {
 public:
@@ -84,6 +111,8 @@ public:
   // `envelope` is the end-to-end answer carried back in OPEN_RESULT (empty when e2e is off).
   virtual std::unique_ptr<stream> accept(std::vector<std::byte> envelope) = 0;
   virtual void reject(errc code, std::string message, std::vector<std::byte> envelope) = 0;
+  // The stream now, answered later through deferred_stream::answer().
+  virtual std::unique_ptr<deferred_stream> defer() = 0;
   std::unique_ptr<stream> accept() { return accept({}); }
   void reject(errc code, std::string message) { reject(code, std::move(message), {}); }
 };
@@ -93,6 +122,12 @@ struct open_outcome {
   error_code error;                // why not, otherwise
   std::string message;             // the far end's detail text (may be empty)
   std::vector<std::byte> envelope; // the far end's end-to-end answer (accepted or not)
+};
+
+struct early_outcome {
+  std::unique_ptr<opening_stream> stream;  // set unless the OPEN could not even be sent
+  error_code error;                        // why not (session closed or draining, limits)
+  std::string message;
 };
 
 // How a session ended, for logs and the reconnect policy.
@@ -109,6 +144,10 @@ public:
   // Opens a stream and waits for the far end's answer (one round trip on a warm session).
   virtual awaitable<open_outcome> open(open_request req,
                                        std::chrono::milliseconds timeout) = 0;
+
+  // Opens a stream without waiting for the answer (see opening_stream). On a session whose
+  // peer cannot take early data (an older WebSocket peer), writes wait for the answer.
+  virtual awaitable<early_outcome> open_early(open_request req, std::chrono::milliseconds timeout) = 0;
 
   // The next stream the peer opened; error (errc::session_closed) once the session ended.
   virtual awaitable<result<std::unique_ptr<incoming_stream>>> accept() = 0;

@@ -34,6 +34,7 @@ struct stream_state {
   stream_state(std::uint32_t i, const asio::any_io_executor& ex) : id(i), ev(ex) {}
   std::uint32_t id;
   bool awaiting_result = false;  // we sent OPEN, no OPEN_RESULT yet
+  bool accepted = false;         // the peer's OPEN_RESULT said ok (opener side)
   bool answered = true;          // false while an incoming OPEN waits for accept/reject
   // receive side
   chunk_queue rx;
@@ -51,6 +52,7 @@ struct stream_state {
   error_code error;
   std::string message;
   std::vector<std::byte> envelope;  // the acceptor's end-to-end answer (opener side)
+  std::unique_ptr<watchdog> answer_wd;  // open_early(): how long the answer may take
   async_event ev;
 };
 using state_ptr = std::shared_ptr<stream_state>;
@@ -80,6 +82,7 @@ private:
 };
 
 using mux_incoming = answerable_incoming<mux_session_impl, stream_state, mux_stream>;
+using mux_opening = opening_adapter<mux_session_impl, stream_state, mux_stream>;
 
 class mux_session_impl final : public session,
                                public std::enable_shared_from_this<mux_session_impl> {
@@ -94,7 +97,11 @@ public:
         closed_ev_(ex_),
         hello_ev_(ex_),
         ka_timer_(ex_),
-        last_rx_(clock::now()) {}
+        last_rx_(clock::now()) {
+    if (opts_.early_data) {
+      opts_.window = std::max(opts_.window, proto::early_window);  // early data counts against it
+    }
+  }
 
   void start() {
     if (opts_.hello) {
@@ -126,13 +133,7 @@ public:
     if (streams_.size() >= opts_.max_streams) {
       co_return open_outcome{nullptr, make_error_code(errc::limit), "too many streams"};
     }
-    auto id = next_id_;
-    next_id_ += 2;
-    auto st = std::make_shared<stream_state>(id, ex_);
-    st->awaiting_result = true;
-    st->rx_allowed = opts_.window;
-    streams_.emplace(id, st);
-    enqueue_open(id, std::move(req));
+    auto st = start_open(std::move(req));
     watchdog wd(ex_, timeout, [self, st, timeout] {
       if (st->awaiting_result && !st->reset) {
         self->reset_stream(*st, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
@@ -142,6 +143,45 @@ public:
       co_await st->ev.wait();
     }
     co_return outcome_of(self, st);
+  }
+
+  awaitable<early_outcome> open_early(open_request req, std::chrono::milliseconds timeout) override {
+    co_return open_now(std::move(req), timeout);
+  }
+
+  // Not a coroutine (see enqueue_open).
+  early_outcome open_now(open_request req, std::chrono::milliseconds timeout) {
+    early_outcome out;
+    if (closed_ || draining_ || streams_.size() >= opts_.max_streams) {
+      out.error = make_error_code(closed_ || draining_ ? errc::not_connected : errc::limit);
+      out.message = closed_ ? "session closed" : draining_ ? "session draining" : "too many streams";
+      return out;
+    }
+    auto st = start_open(std::move(req));
+    st->answer_wd = std::make_unique<watchdog>(
+        ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
+          auto self = w.lock();
+          auto opened = ws.lock();
+          if (self && opened && opened->awaiting_result && !opened->reset) {
+            self->reset_stream(*opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
+          }
+        });
+    out.stream = std::make_unique<mux_opening>(shared_from_this(), st);
+    return out;
+  }
+
+  awaitable<open_answer> wait_answer(state_ptr st) {
+    auto self = shared_from_this();
+    while (st->awaiting_result && !st->reset) {
+      co_await st->ev.wait();
+    }
+    open_answer a;
+    a.envelope = std::move(st->envelope);
+    if (!st->accepted) {  // refused, or failed before any answer (timeout, session lost)
+      a.error = st->error;
+      a.message = st->message;
+    }
+    co_return a;
   }
 
   awaitable<result<std::unique_ptr<incoming_stream>>> accept() override {
@@ -229,6 +269,23 @@ public:
     return out;
   }
 
+  // A new stream of ours with its OPEN queued. On an early-data session the peer lets us
+  // send proto::early_window bytes before its answer (which then grants the rest).
+  state_ptr start_open(open_request req) {
+    auto id = next_id_;
+    next_id_ += 2;
+    auto st = std::make_shared<stream_state>(id, ex_);
+    st->awaiting_result = true;
+    st->rx_allowed = opts_.window;
+    if (opts_.early_data) {
+      st->tx_credit = proto::early_window;
+      st->peer_window = proto::early_window;
+    }
+    streams_.emplace(id, st);
+    enqueue_open(id, std::move(req));
+    return st;
+  }
+
   // Not a coroutine on purpose: g++ 12 mis-destroys brace-initialised aggregates that live
   // in a coroutine frame (double free seen in open()); build such values in plain functions.
   void enqueue_open(std::uint32_t id, open_request req) {
@@ -257,7 +314,7 @@ public:
     }
     bytes b = st->rx.pop_front();
     st->rx_consumed += static_cast<std::uint32_t>(b.size());
-    if (!st->rx_fin && st->in_map && st->rx_consumed >= opts_.window / window_update_divisor) {
+    if (!st->rx_fin && st->in_map && st->answered && st->rx_consumed >= opts_.window / window_update_divisor) {
       proto::append_window(control_, st->id, st->rx_consumed);
       st->rx_allowed += st->rx_consumed;
       st->rx_consumed = 0;
@@ -273,7 +330,7 @@ public:
       // window / window_update_divisor, so more than that may never come.
       std::size_t need = std::min<std::size_t>(
           {data.size(), opts_.max_chunk, std::max<std::size_t>(1, st->peer_window / window_update_divisor)});
-      while (!st->reset && !st->fin_sent && (st->tx_queued || st->tx_credit < need)) {
+      while (!st->reset && !st->fin_sent && (!st->answered || st->tx_queued || st->tx_credit < need)) {
         co_await st->ev.wait();
       }
       if (st->reset) {
@@ -298,6 +355,15 @@ public:
     co_return error_code{};
   }
 
+  // A FIN may go before the answer only as early data, and never before our own answer.
+  awaitable<void> stream_shutdown(state_ptr st) {
+    auto self = shared_from_this();
+    while (!st->reset && (!st->answered || (st->awaiting_result && !opts_.early_data))) {
+      co_await st->ev.wait();
+    }
+    stream_fin(st);
+  }
+
   void stream_fin(const state_ptr& st) {
     if (st->fin_sent || st->reset || closed_) {
       return;
@@ -318,6 +384,7 @@ public:
       return;
     }
     st.reset = true;
+    st.answer_wd.reset();
     st.error = make_error_code(code);
     if (st.message.empty()) {
       st.message = std::string(message);
@@ -354,8 +421,10 @@ public:
     body.envelope = std::move(envelope);
     proto::append_open_result(control_, st->id, body);
     writer_ev_.notify();
+    st->ev.notify();  // a deferred stream's writer may go on
     if (code == errc::ok) {
-      st->rx_allowed = opts_.window;
+      // Early data already received was counted against proto::early_window.
+      st->rx_allowed += opts_.window - (opts_.early_data ? proto::early_window : 0);
     } else {
       st->reset = true;
       st->error = make_error_code(code);
@@ -482,6 +551,7 @@ private:
         }
         auto st = std::make_shared<stream_state>(id, ex_);
         st->answered = false;
+        st->rx_allowed = opts_.early_data ? proto::early_window : 0;
         st->tx_credit = b->window;
         st->peer_window = b->window;
         streams_.emplace(id, st);
@@ -500,10 +570,18 @@ private:
           return;
         }
         st->awaiting_result = false;
+        st->answer_wd.reset();
         st->envelope = std::move(b->envelope);
         if (b->code == errc::ok) {
-          st->tx_credit = b->window;
+          // The window counts the early data the peer let us send before its answer.
+          std::uint32_t early = opts_.early_data ? proto::early_window : 0;
+          if (b->window < early) {
+            protocol_error("OPEN_RESULT window smaller than the early-data window");
+            return;
+          }
+          st->tx_credit += b->window - early;
           st->peer_window = b->window;
+          st->accepted = true;
         } else {
           st->reset = true;
           st->error = make_error_code(b->code);
@@ -516,7 +594,7 @@ private:
       case frame_type::data: {
         auto st = find(id, "DATA");
         if (!st) return;
-        if (!st->answered || st->awaiting_result || st->rx_fin) {
+        if ((!st->answered && !opts_.early_data) || st->awaiting_result || st->rx_fin) {
           protocol_error("DATA on a stream that cannot receive it");
           return;
         }
@@ -547,7 +625,7 @@ private:
       case frame_type::fin: {
         auto st = find(id, "FIN");
         if (!st) return;
-        if (!f.payload.empty() || st->rx_fin || !st->answered || st->awaiting_result) {
+        if (!f.payload.empty() || st->rx_fin || (!st->answered && !opts_.early_data) || st->awaiting_result) {
           protocol_error("unexpected FIN");
           return;
         }
@@ -771,7 +849,7 @@ mux_stream::~mux_stream() { s_->stream_release(st_); }
 awaitable<result<bytes>> mux_stream::read() { return s_->stream_read(st_); }
 awaitable<error_code> mux_stream::write(bytes data) { return s_->stream_write(st_, std::move(data)); }
 awaitable<error_code> mux_stream::shutdown_send() {
-  s_->stream_fin(st_);
+  co_await s_->stream_shutdown(st_);
   co_return error_code{};
 }
 void mux_stream::reset(errc code, std::string_view message) { s_->reset_stream(*st_, code, message, true); }

@@ -34,6 +34,9 @@ struct mux_options {
   // header and tag, so that a sealed chunk travels as one frame (not 64 KiB + 20 bytes,
   // which costs a copy on each side).
   std::size_t max_chunk = 64 * 1024 + 64;
+  // Both ends speak nl.2: an opener may send proto::early_window bytes (and FIN) before the
+  // acceptor's answer (session::open_early). Off, such data is a protocol error.
+  bool early_data = false;
   std::optional<proto::hello_body> hello;                 // acceptor: HELLO to send first
   std::string log_name;                                   // "agent demo/home" for logs
 };

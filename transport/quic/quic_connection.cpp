@@ -179,6 +179,7 @@ struct stream_state {
   error_code error;
   std::string message;
   std::vector<std::byte> envelope;  // opener: the acceptor's end-to-end answer
+  std::unique_ptr<watchdog> answer_wd;  // open_early(): how long the answer may take
   async_event ev;
 
   bool has_output() const { return tx_sent < tx_end || (fin_wanted && !fin_sent); }
@@ -194,7 +195,7 @@ public:
   awaitable<result<bytes>> read() override { return c_->stream_read(st_); }
   awaitable<error_code> write(bytes data) override { return c_->stream_write(st_, std::move(data)); }
   awaitable<error_code> shutdown_send() override {
-    c_->stream_fin(st_);
+    co_await c_->stream_shutdown(st_);
     co_return st_->reset ? st_->error : error_code{};
   }
   void reset(errc code, std::string_view message) override { c_->reset_stream(st_, code, message, true); }
@@ -206,6 +207,7 @@ private:
 };
 
 using quic_incoming = answerable_incoming<connection, stream_state, quic_stream>;
+using quic_opening = opening_adapter<connection, stream_state, quic_stream>;
 
 }  // namespace
 
@@ -870,11 +872,42 @@ void connection::queue_open(const state_ptr& st, open_request req) {
   write_stream(st, bytes::copy_of(frame));
 }
 
+// The id of a new stream of ours, once the peer allows one more; -1 and `failure` when the
+// session ends or the caller gives up first.
+awaitable<std::int64_t> connection::reserve_stream(const bool& given_up, open_outcome& failure) {
+  auto self = shared_from_this();
+  std::int64_t id = -1;
+  for (;;) {
+    if (closed_ || draining_ || !established_) {
+      failure = failed_outcome(errc::not_connected, closed_ ? "session closed" : "session draining");
+      co_return -1;
+    }
+    int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
+    if (rv == 0) {
+      co_return id;
+    }
+    if (rv != NGTCP2_ERR_STREAM_ID_BLOCKED) {
+      failure = failed_outcome(errc::internal, ngtcp2_strerror(rv));
+      co_return -1;
+    }
+    if (given_up) {
+      failure = failed_outcome(errc::limit, "the peer allows no more streams");
+      co_return -1;
+    }
+    co_await streams_ev_.wait();
+  }
+}
+
+state_ptr connection::start_open(std::int64_t id, open_request req) {
+  auto st = std::make_shared<stream_state>(id, ex_);
+  st->ph = stream_state::phase::want_result;
+  streams_.emplace(id, st);
+  queue_open(st, std::move(req));
+  return st;
+}
+
 awaitable<open_outcome> connection::open(open_request req, std::chrono::milliseconds timeout) {
   auto self = shared_from_this();
-  if (closed_ || draining_ || !established_) {
-    co_return failed_outcome(errc::not_connected, closed_ ? "session closed" : "session draining");
-  }
   auto w = std::make_shared<open_wait>();
   watchdog wd(ex_, timeout, [self, w] {
     w->fired = true;
@@ -883,28 +916,13 @@ awaitable<open_outcome> connection::open(open_request req, std::chrono::millisec
       w->st->ev.notify();
     }
   });
-  std::int64_t id = -1;
-  for (;;) {
-    if (closed_ || draining_) {
-      co_return failed_outcome(errc::not_connected, closed_ ? "session closed" : "session draining");
-    }
-    int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
-    if (rv == 0) {
-      break;
-    }
-    if (rv != NGTCP2_ERR_STREAM_ID_BLOCKED) {
-      co_return failed_outcome(errc::internal, ngtcp2_strerror(rv));
-    }
-    if (w->fired) {
-      co_return failed_outcome(errc::limit, "the peer allows no more streams");
-    }
-    co_await streams_ev_.wait();
+  open_outcome failure;
+  auto id = co_await reserve_stream(w->fired, failure);
+  if (id < 0) {
+    co_return failure;
   }
-  auto st = std::make_shared<stream_state>(id, ex_);
-  st->ph = stream_state::phase::want_result;
-  streams_.emplace(id, st);
+  auto st = start_open(id, std::move(req));
   w->st = st;
-  queue_open(st, std::move(req));
   while (st->ph == stream_state::phase::want_result && !st->reset && !w->fired) {
     co_await st->ev.wait();
   }
@@ -912,6 +930,53 @@ awaitable<open_outcome> connection::open(open_request req, std::chrono::millisec
     reset_stream(st, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
   }
   co_return outcome_of(st);
+}
+
+// QUIC streams take early data natively: the acceptor keeps what follows the OPEN frame
+// (within the stream's flow-control window) until it answers.
+awaitable<early_outcome> connection::open_early(open_request req, std::chrono::milliseconds timeout) {
+  auto self = shared_from_this();
+  early_outcome out;
+  auto given_up = std::make_shared<bool>(false);
+  open_outcome failure;
+  std::int64_t id = -1;
+  {
+    watchdog wd(ex_, timeout, [self, given_up] {
+      *given_up = true;
+      self->streams_ev_.notify();
+    });
+    id = co_await reserve_stream(*given_up, failure);
+  }
+  if (id < 0) {
+    out.error = failure.error;
+    out.message = std::move(failure.message);
+    co_return out;
+  }
+  auto st = start_open(id, std::move(req));
+  st->answer_wd = std::make_unique<watchdog>(
+      ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
+        auto c = w.lock();
+        auto opened = ws.lock();
+        if (c && opened && opened->ph == stream_state::phase::want_result && !opened->reset) {
+          c->reset_stream(opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
+        }
+      });
+  out.stream = std::make_unique<quic_opening>(self, st);
+  co_return out;
+}
+
+awaitable<open_answer> connection::wait_answer(state_ptr st) {
+  auto self = shared_from_this();
+  while (st->ph == stream_state::phase::want_result && !st->reset) {
+    co_await st->ev.wait();
+  }
+  open_answer a;
+  a.envelope = std::move(st->envelope);
+  if (st->ph == stream_state::phase::want_result) {  // refused, or failed before any answer
+    a.error = st->error;
+    a.message = st->message;
+  }
+  co_return a;
 }
 
 awaitable<result<std::unique_ptr<incoming_stream>>> connection::accept() {
@@ -1118,7 +1183,9 @@ awaitable<result<bytes>> connection::stream_read(state_ptr st) {
 
 awaitable<error_code> connection::stream_write(state_ptr st, bytes data) {
   auto self = shared_from_this();
-  while (!st->reset && !st->fin_wanted && st->tx_end - st->tx_base >= opts_.send_buffer) {
+  // An incoming stream taken before its answer (defer()) writes only after the OPEN_RESULT.
+  while (!st->reset && !st->fin_wanted &&
+         (st->ph == stream_state::phase::pending || st->tx_end - st->tx_base >= opts_.send_buffer)) {
     co_await st->ev.wait();
   }
   if (st->reset) {
@@ -1129,6 +1196,14 @@ awaitable<error_code> connection::stream_write(state_ptr st, bytes data) {
   }
   write_stream(st, std::move(data));
   co_return error_code{};
+}
+
+awaitable<void> connection::stream_shutdown(state_ptr st) {
+  auto self = shared_from_this();
+  while (st->ph == stream_state::phase::pending && !st->reset) {
+    co_await st->ev.wait();  // our FIN goes after our answer
+  }
+  stream_fin(st);
 }
 
 void connection::stream_fin(const state_ptr& st) {
@@ -1148,6 +1223,7 @@ void connection::reset_stream(const state_ptr& st, errc code, std::string_view m
     return;
   }
   st->reset = true;
+  st->answer_wd.reset();
   st->error = make_error_code(code);
   if (st->message.empty()) {
     st->message = std::string(message);
@@ -1193,6 +1269,7 @@ void connection::answer(const state_ptr& st, errc code, std::string_view message
   proto::append_open_result(frame, static_cast<std::uint32_t>(st->id), body);
   st->ph = stream_state::phase::open;
   write_stream(st, bytes::copy_of(frame));
+  st->ev.notify();  // a deferred stream's writer may go on
   if (code != errc::ok) {
     // OPEN_RESULT, FIN, and STOP_SENDING: the stream ends once the opener has read it.
     st->fin_wanted = true;
@@ -1322,6 +1399,7 @@ bool connection::on_first_frame(const state_ptr& st) {
     accept_ev_.notify();
     return true;
   }
+  st->answer_wd.reset();
   auto b = f.header.type == frame_type::open_result ? proto::decode_open_result(f.payload) : std::nullopt;
   if (!b) {
     reset_stream(st, errc::protocol, "stream answer is not a valid OPEN_RESULT", true);

@@ -67,6 +67,7 @@ public:
 
   // ---- session ----
   awaitable<open_outcome> open(open_request req, std::chrono::milliseconds timeout) override;
+  awaitable<early_outcome> open_early(open_request req, std::chrono::milliseconds timeout) override;
   awaitable<result<std::unique_ptr<incoming_stream>>> accept() override;
   void drain(proto::goaway_code code, std::string message) override;
   void close(proto::goaway_code code, std::string message) override;
@@ -96,6 +97,8 @@ public:
   awaitable<result<bytes>> stream_read(state_ptr st);
   awaitable<error_code> stream_write(state_ptr st, bytes data);
   void stream_fin(const state_ptr& st);
+  awaitable<void> stream_shutdown(state_ptr st);
+  awaitable<open_answer> wait_answer(state_ptr st);
   void reset_stream(const state_ptr& st, errc code, std::string_view message, bool send);
   void stream_release(const state_ptr& st);
   void answer(const state_ptr& st, errc code, std::string_view message, std::vector<std::byte> envelope);
@@ -154,6 +157,8 @@ private:
   state_ptr find(std::int64_t id) const;
   state_ptr pick();
   void queue_open(const state_ptr& st, open_request req);
+  awaitable<std::int64_t> reserve_stream(const bool& given_up, open_outcome& failure);
+  state_ptr start_open(std::int64_t id, open_request req);
   open_outcome outcome_of(const state_ptr& st);
 
   asio::any_io_executor ex_;

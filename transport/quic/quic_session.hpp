@@ -12,7 +12,8 @@
 //   of a stream reset (QUIC's RESET_STREAM has a code only). Other frames: protocol error.
 // - nl streams: either side opens a QUIC bidi stream and writes an OPEN frame (the frame's
 //   stream id = the QUIC stream id, truncated to 32 bits); the acceptor answers with an
-//   OPEN_RESULT frame, then both carry raw bytes; FIN is the QUIC FIN. A reject is an
+//   OPEN_RESULT frame, then both carry raw bytes (the opener's may follow its OPEN at once:
+//   early data, kept by the acceptor until it answers); FIN is the QUIC FIN. A reject is an
 //   OPEN_RESULT with a code + message followed by FIN and STOP_SENDING. The window fields
 //   of OPEN / OPEN_RESULT are informative only: QUIC flow control is the credit.
 // - RESET: RESET_STREAM + STOP_SENDING with the nl::errc value (1..63) as the application

@@ -12,6 +12,7 @@
 
 #include "transport/mux/channel.hpp"
 #include "transport/ws/direct_tls.hpp"
+#include "transport/ws/subprotocol.hpp"
 
 namespace nl::transport::ws {
 
@@ -22,7 +23,6 @@ namespace websocket = beast::websocket;
 using tcp_stream = beast::tcp_stream;
 using tls_stream = direct_tls_stream;
 
-inline constexpr const char* subprotocol = "nl.1";
 // One message holds at most the mux writer's batch (512 KiB) plus headers.
 inline constexpr std::size_t max_message = 1024 * 1024;
 

@@ -43,7 +43,7 @@ awaitable<std::expected<dial_result, dial_error>> upgrade(websocket::stream<Next
   ws.set_option(websocket::stream_base::decorator([&o](websocket::request_type& req) {
     req.set(http::field::user_agent, "nl/0.1");
     req.set(http::field::authorization, "Bearer " + o.token);
-    req.set(http::field::sec_websocket_protocol, subprotocol);
+    req.set(http::field::sec_websocket_protocol, subprotocol_offer);
   }));
   websocket::response_type res;
   error_code ec;
@@ -66,12 +66,15 @@ awaitable<std::expected<dial_result, dial_error>> upgrade(websocket::stream<Next
     }
     co_return std::unexpected(e);
   }
-  if (res[http::field::sec_websocket_protocol] != subprotocol) {
-    co_return std::unexpected(dial_error{errc::protocol, 0, "gateway does not speak nl.1"});
+  auto selected = res[http::field::sec_websocket_protocol];
+  if (selected != subprotocol && selected != subprotocol_early) {
+    co_return std::unexpected(dial_error{errc::protocol, 0, "gateway speaks neither nl.2 nor nl.1"});
   }
+  auto mux = o.mux;
+  mux.early_data = selected == subprotocol_early;
   auto name = o.url.tls ? "wss" : "ws";
   auto ch = std::make_unique<ws_channel<Next>>(std::move(ws), name, std::move(remote));
-  auto s = make_mux_session(std::move(ch), o.mux);
+  auto s = make_mux_session(std::move(ch), std::move(mux));
   auto hello = co_await wait_hello(*s, o.timeout);
   if (!hello) {
     auto msg = s->closed_by().message;

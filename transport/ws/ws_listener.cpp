@@ -181,9 +181,9 @@ private:
       auto& up = std::get<upgrade_accept>(decision);
       websocket::stream<Stream> ws(std::move(stream));
       tune(ws);
-      ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      ws.set_option(websocket::stream_base::decorator([early = up.mux.early_data](websocket::response_type& res) {
         res.set(http::field::server, "nl-gateway");
-        res.set(http::field::sec_websocket_protocol, subprotocol);
+        res.set(http::field::sec_websocket_protocol, early ? subprotocol_early : subprotocol);
       }));
       co_await ws.async_accept(req, asio::redirect_error(use_awaitable, ec));
       if (ec) {
