@@ -103,6 +103,37 @@ awaitable<transport::open_outcome> client::open(const std::string& agent, const 
   co_return co_await s->open(transport::make_open_request(dest, agent), timeout);
 }
 
+awaitable<client::piped_stream> client::open_piped(const std::string& agent, const proto::target& dest) {
+  piped_stream p;
+  if (pins_.contains(agent)) {
+    auto out = co_await open(agent, dest);
+    p.stream = std::move(out.stream);
+    p.error = out.error;
+    p.message = std::move(out.message);
+    co_return p;
+  }
+  auto s = co_await link_.get(cfg_.peer.connect_timeout);
+  if (!s) {
+    p.error = make_error_code(errc::not_connected);
+    p.message = link_result_ ? link_result_->message : "no session to the gateway";
+    co_return p;
+  }
+  auto out = co_await s->open_early(transport::make_open_request(dest, agent),
+                                    cfg_.peer.connect_timeout + std::chrono::seconds(20));
+  p.opening = out.stream.get();
+  p.stream = std::move(out.stream);
+  p.error = out.error;
+  p.message = std::move(out.message);
+  co_return p;
+}
+
+awaitable<transport::open_answer> client::verdict(const piped_stream& p) {
+  if (!p.opening) {
+    co_return transport::open_answer{};
+  }
+  co_return co_await p.opening->answer();
+}
+
 awaitable<int> client::serve_forever() {
   while (!link_result_ && !stopping_) {
     co_await link_ended_.wait();
@@ -182,13 +213,19 @@ void client::serve_acceptor(tcp::acceptor& acc, std::function<awaitable<void>(tc
 
 // ---- forward (UDP forwards: udp.cpp) ----
 awaitable<void> client::forward_one(tcp::socket sock, std::string agent, proto::target dest) {
-  auto out = co_await open(agent, dest);
+  auto out = co_await open_piped(agent, dest);
+  auto refused = [&](const error_code& ec, const std::string& msg) {
+    spdlog::warn("forward to {} via {}: {}{}", text(dest), agent, ec.message(), msg.empty() ? "" : ": " + msg);
+  };
   if (!out.stream) {
-    spdlog::warn("forward to {} via {}: {}{}", text(dest), agent, out.error.message(),
-                 out.message.empty() ? "" : ": " + out.message);
+    refused(out.error, out.message);
     co_return;  // closing the socket tells the local application
   }
   auto st = co_await transport::relay(*out.stream, sock);
+  if (auto v = co_await verdict(out); v.error) {
+    refused(v.error, v.message);  // the relay ended when the refusal came
+    co_return;
+  }
   spdlog::debug("forward stream {} to {} closed: up {} B, down {} B", out.stream->id(), text(dest), st.to_stream,
                 st.from_stream);
 }

@@ -56,6 +56,19 @@ public:
 private:
   // Opens a stream to `agent`/`dest`, waiting for the session up to connect_timeout.
   awaitable<transport::open_outcome> open(const std::string& agent, const proto::target& dest);
+  // For forwards and `connect`, whose first bytes need no answer first: opens without waiting
+  // for the agent (transport::opening_stream), so those bytes travel with the OPEN: one round
+  // trip to the first reply instead of two. End-to-end streams wait as open() does (their keys
+  // come with the answer); `opening` is then null.
+  struct piped_stream {
+    std::unique_ptr<transport::stream> stream;  // null: `error`, `message` say why
+    transport::opening_stream* opening = nullptr;
+    error_code error;
+    std::string message;
+  };
+  awaitable<piped_stream> open_piped(const std::string& agent, const proto::target& dest);
+  // The agent's verdict on a piped stream (ok at once for one opened by open()).
+  static awaitable<transport::open_answer> verdict(const piped_stream& p);
   // Keeps the link running in the background; sets link_result_ when it ends.
   void start_link();
   awaitable<int> serve_forever();  // until stop() or a fatal link end

@@ -248,11 +248,21 @@ awaitable<std::unique_ptr<transport::stream>> client::proxy_open(tcp::socket& so
 awaitable<int> client::connect(std::string agent, proto::target dest) {
   piping_ = true;
   start_link();
-  auto out = co_await open(agent, dest);
+  piped_stream out;
+  if (dest.protocol == proto::transport_protocol::udp) {
+    auto o = co_await open(agent, dest);
+    out.stream = std::move(o.stream);
+    out.error = o.error;
+    out.message = std::move(o.message);
+  } else {
+    out = co_await open_piped(agent, dest);  // stdin's first bytes go with the OPEN
+  }
+  auto refused = [&](const error_code& ec, const std::string& message) {
+    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(local_code(ec))
+              << (message.empty() ? "" : ": " + message) << "\n";
+  };
   if (!out.stream) {
-    auto code = local_code(out.error);
-    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(code)
-              << (out.message.empty() ? "" : ": " + out.message) << "\n";
+    refused(out.error, out.message);
     link_.stop();
     co_return link_result_ && link_result_->end == transport::link_end::auth_failed ? 3 : 1;
   }
@@ -283,6 +293,14 @@ awaitable<int> client::connect(std::string agent, proto::target dest) {
     }
   };
   auto down = [&]() -> awaitable<void> {
+    if (auto v = co_await verdict(out); v.error) {
+      failed = true;
+      refused(v.error, v.message);
+      error_code ec;
+      in.close(ec);
+      out_fd.close(ec);
+      co_return;
+    }
     for (;;) {
       auto r = co_await s.read();
       error_code ec;

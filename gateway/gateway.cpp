@@ -7,6 +7,7 @@
 
 #include "common/units.hpp"
 #include "transport/relay.hpp"
+#include "transport/ws/subprotocol.hpp"
 
 namespace nl::gateway {
 namespace {
@@ -252,8 +253,9 @@ request_decision gateway::on_request(const http_request_info& req) {
   if (!req.websocket) {
     return refuse(426, "this endpoint needs a WebSocket upgrade");
   }
-  if (req.subprotocols.find("nl.1") == std::string::npos) {
-    return refuse(400, "unsupported protocol version: offer Sec-WebSocket-Protocol nl.1");
+  if (!transport::ws::lists_subprotocol(req.subprotocols, transport::ws::subprotocol) &&
+      !transport::ws::lists_subprotocol(req.subprotocols, transport::ws::subprotocol_early)) {
+    return refuse(400, "unsupported protocol version: offer Sec-WebSocket-Protocol nl.2 or nl.1");
   }
   if (auto why = duplicate_refusal(*c)) {
     return refuse(409, *why);
@@ -264,6 +266,7 @@ request_decision gateway::on_request(const http_request_info& req) {
 request_decision gateway::upgrade(const http_request_info& req, token::claims c) {
   transport::ws::upgrade_accept up;
   up.mux.initiator = false;
+  up.mux.early_data = transport::ws::lists_subprotocol(req.subprotocols, transport::ws::subprotocol_early);
   up.mux.keepalive = cfg_.session.keepalive;
   up.mux.keepalive_timeout = cfg_.session.keepalive_timeout;
   up.mux.window = cfg_.session.window;
@@ -423,7 +426,11 @@ awaitable<void> gateway::relay_stream(std::shared_ptr<const client_context> clie
   if (!p) {
     co_return;
   }
-  auto st = co_await transport::splice(*p->client, *p->agent);
+  auto st = co_await transport::splice_answering(*p->client, *p->agent);
+  if (st.refused) {
+    spdlog::debug("stream {} {}: refused: {} {}", p->client->id(), p->what, st.error.message(), st.detail);
+    co_return;
+  }
   spdlog::debug("stream {} {} closed: up {} B, down {} B, {} ms{}", p->client->id(), p->what, st.to_stream,
                 st.from_stream, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - p->started).count(),
                 st.error ? ", " + st.error.message() : "");
@@ -451,17 +458,16 @@ awaitable<std::optional<gateway::stream_pair>> gateway::open_pair(std::shared_pt
   }
   auto agent = it->second.session;
   auto started = clock::now();
-  auto out = co_await agent->open(forwarded_request(*client, req), agent_open_timeout);
+  auto out = co_await agent->open_early(forwarded_request(*client, req), agent_open_timeout);
   if (!out.stream) {
-    spdlog::debug("client {} -> {}: refused: {} {}", client_id, req.peer, out.error.message(), out.message);
-    in->reject(to_wire_code(out.error), out.message.empty() ? out.error.message() : out.message,
-               std::move(out.envelope));
+    spdlog::debug("client {} -> {}: cannot open: {} {}", client_id, req.peer, out.error.message(), out.message);
+    in->reject(to_wire_code(out.error), out.message.empty() ? out.error.message() : out.message);
     co_return std::nullopt;
   }
-  auto cs = in->accept(std::move(out.envelope));
   auto target = req.envelope.empty() ? host_port{req.dest.host, req.dest.port}.to_string() : "(end-to-end)";
-  spdlog::debug("stream {} {} -> {} {} opened", cs->id(), client_id, req.peer, target);
-  co_return stream_pair{std::move(cs), std::move(out.stream), client_id + " -> " + req.peer + " " + target, started};
+  auto what = client_id + " -> " + req.peer + " " + target;
+  auto cs = in->defer();
+  co_return stream_pair{std::move(cs), std::move(out.stream), std::move(what), started};
 }
 
 void gateway::session_ended() {

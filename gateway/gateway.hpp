@@ -80,12 +80,14 @@ private:
   awaitable<void> relay_stream(std::shared_ptr<const client_context> client,
                                std::unique_ptr<transport::incoming_stream> in);
   struct stream_pair {
-    std::unique_ptr<transport::stream> client, agent;
+    std::unique_ptr<transport::deferred_stream> client;  // answered with the agent's answer
+    std::unique_ptr<transport::opening_stream> agent;
     std::string what;  // "client -> agent target", for the closing log line
     clock::time_point started;
   };
-  // Checks the client's policy, finds the agent and opens the stream there; answers the
-  // client's OPEN either way. nullopt when refused.
+  // Checks the client's policy, finds the agent and opens the stream there without waiting
+  // for its answer (the splice passes it on, and the client's early data goes ahead of it).
+  // nullopt when refused here (the client's OPEN is then answered).
   awaitable<std::optional<stream_pair>> open_pair(std::shared_ptr<const client_context> client,
                                                   std::unique_ptr<transport::incoming_stream> in);
   void session_ended();

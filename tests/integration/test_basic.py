@@ -98,3 +98,29 @@ def test_agents_api_needs_a_token(nl):
     assert st == 401, (st, body)
     assert hdr.get("x-nl-error") == "missing token", hdr
     assert body == b"nl: missing token\n"
+
+
+def test_subprotocol_negotiation(nl):
+    """Peers offer nl.2 (nl.1 plus early data) and nl.1; the gateway picks the newest offered,
+    still serves a peer that offers only nl.1, and refuses an offer of neither."""
+    import http.client
+    gw = nl.start_gateway(tls=False)
+    tok = nl.token("client", "t1", "probe")
+
+    def upgrade(offer):
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        try:
+            c.request("GET", "/v1/client", headers={
+                "Authorization": f"Bearer {tok}", "Connection": "Upgrade", "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Protocol": offer})
+            r = c.getresponse()
+            return r.status, r.getheader("Sec-WebSocket-Protocol"), r.getheader("X-NL-Error")
+        finally:
+            c.close()
+
+    assert upgrade("nl.2, nl.1")[:2] == (101, "nl.2")
+    assert upgrade("nl.1")[:2] == (101, "nl.1")
+    assert upgrade("nl.1,nl.2")[:2] == (101, "nl.2")
+    st, _, why = upgrade("nl.10, nl.3")
+    assert st == 400 and "nl.2 or nl.1" in (why or ""), (st, why)
