@@ -80,9 +80,10 @@ awaitable<void> stream_to_socket(stream& s, tcp::socket& sock, relay_stats& st) 
   }
 }
 
-// from -> to until EOF or failure. A failure of `to` resets `from` too unless `to` reports
-// its own fate elsewhere (splice_answering: b's refusal becomes a's answer).
-awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_stats& st, bool reset_from = true) {
+// from -> to until EOF or failure. A failure of `to` resets `from` too, except while
+// `*unanswered` (splice_answering: until b has answered, b's refusal becomes a's answer).
+awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_stats& st,
+                     const bool* unanswered = nullptr) {
   for (;;) {
     auto r = co_await from.read();
     if (!r) {
@@ -93,21 +94,21 @@ awaitable<void> pump(stream& from, stream& to, std::uint64_t& counter, relay_sta
     if (r->empty()) {
       if (auto ec = co_await to.shutdown_send(); ec) {
         note(st, ec, to.error_message());
-        if (reset_from) from.reset(to_wire_code(ec), to.error_message());
+        if (!unanswered || !*unanswered) from.reset(to_wire_code(ec), to.error_message());
       }
       break;
     }
     auto n = r->size();
     if (auto ec = co_await to.write(std::move(*r)); ec) {
       note(st, ec, to.error_message());
-      if (reset_from) from.reset(to_wire_code(ec), to.error_message());
+      if (!unanswered || !*unanswered) from.reset(to_wire_code(ec), to.error_message());
       break;
     }
     counter += n;
   }
 }
 
-awaitable<void> pass_answer(deferred_stream& a, opening_stream& b, answered_relay_stats& st) {
+awaitable<void> pass_answer(deferred_stream& a, opening_stream& b, answered_relay_stats& st, bool& unanswered) {
   auto ans = co_await b.answer();
   if (ans.error) {
     st.refused = true;
@@ -117,6 +118,7 @@ awaitable<void> pass_answer(deferred_stream& a, opening_stream& b, answered_rela
     co_return;
   }
   a.answer(errc::ok, {}, std::move(ans.envelope));
+  unanswered = false;
   co_await pump(b, a, st.from_stream, st);
 }
 
@@ -132,7 +134,8 @@ awaitable<relay_stats> relay(stream& s, tcp::socket& sock) {
 
 awaitable<answered_relay_stats> splice_answering(deferred_stream& a, opening_stream& b) {
   answered_relay_stats st;
-  co_await when_both(pump(a, b, st.to_stream, st, false), pass_answer(a, b, st));
+  bool unanswered = true;
+  co_await when_both(pump(a, b, st.to_stream, st, &unanswered), pass_answer(a, b, st, unanswered));
   co_return st;
 }
 

@@ -297,3 +297,71 @@ TEST_CASE("splice: two streams joined end to end", "[relay]") {
     CHECK(spliced->value->error == make_error_code(errc::denied));
   }
 }
+
+TEST_CASE("splice_answering: early data goes ahead, the far end's answer becomes the near end's",
+          "[relay][early]") {
+  asio::io_context io;
+  mux_options early;
+  early.early_data = true;
+  auto left = make_session_pair(io, early, early);   // client (a) <-> gateway (b)
+  auto right = make_session_pair(io, early, early);  // gateway (a) <-> agent (b)
+  std::unique_ptr<transport::opening_stream> client;
+  std::unique_ptr<transport::incoming_stream> at_agent;
+  std::shared_ptr<task_state<transport::answered_relay_stats>> spliced;
+  // The gateway's part: take the client's stream unanswered, open the agent's early, splice.
+  std::unique_ptr<transport::deferred_stream> near;
+  std::unique_ptr<transport::opening_stream> onward;
+  auto body = [&]() -> awaitable<void> {
+    auto out = co_await left.a->open_early(request_to("127.0.0.1", 22), 1s);
+    REQUIRE(out.stream);
+    client = std::move(out.stream);
+    auto ec = co_await client->write(make_bytes("first bytes"));
+    CHECK_FALSE(ec);
+    auto in = co_await left.b->accept();
+    REQUIRE(in);
+    near = (*in)->defer();
+    auto fwd = co_await right.a->open_early((*in)->request(), 1s);
+    REQUIRE(fwd.stream);
+    onward = std::move(fwd.stream);
+    spliced = start(io, transport::splice_answering(*near, *onward));
+    auto a = co_await right.b->accept();
+    REQUIRE(a);
+    at_agent = std::move(*a);
+  };
+  REQUIRE(run_test(io, body));
+  SECTION("accepted: the early bytes were already at the agent, then both ways") {
+    auto agent = at_agent->accept();
+    auto body2 = [&]() -> awaitable<void> {
+      auto first = co_await agent->read();  // early data, there before the accept
+      REQUIRE(first);
+      CHECK(to_string(*first) == "first bytes");
+      auto ans = co_await client->answer();
+      CHECK_FALSE(ans.error);
+      auto ec = co_await agent->write(make_bytes("reply"));
+      CHECK_FALSE(ec);
+      co_await agent->shutdown_send();
+      co_await client->shutdown_send();
+      error_code err;
+      auto back = co_await read_stream_to_eof(*client, err);
+      CHECK(back == "reply");
+      CHECK_FALSE(err);
+    };
+    REQUIRE(run_test(io, body2));
+    REQUIRE(run_until(io, [&] { return spliced->done; }, 1s));
+    CHECK_FALSE(spliced->value->refused);
+    CHECK(spliced->value->to_stream == 11);
+    CHECK(spliced->value->from_stream == 5);
+  }
+  SECTION("refused: the client gets the agent's code and message as its answer") {
+    at_agent->reject(errc::refused, "connect to 127.0.0.1:22: Connection refused");
+    auto ans = start(io, client->answer());
+    REQUIRE(run_until(io, [&] { return ans->done && spliced->done; }, 1s));
+    CHECK(ans->value->error == make_error_code(errc::refused));
+    CHECK(ans->value->message == "connect to 127.0.0.1:22: Connection refused");
+    CHECK(spliced->value->refused);
+    CHECK(spliced->value->error == make_error_code(errc::refused));
+  }
+  CHECK(run_until(io, [&] {
+    return left.a->stream_count() + left.b->stream_count() + right.a->stream_count() + right.b->stream_count() == 0;
+  }, 1s));
+}
