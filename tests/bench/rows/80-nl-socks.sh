@@ -12,6 +12,7 @@ NL_STATE=${NL_STATE:-$RUN/nl}
 NL_LOG_LEVEL=${NL_LOG_LEVEL:-warn}
 NL_E2E=0  # 81-nl-socks-e2e.sh sources this file and sets 1: the client pins the agent's key
 NL_TRANSPORT=ws  # 82-nl-socks-quic.sh sources this file and sets quic
+NL_MODE=socks    # 84-nl-forward.sh sources this file and sets forward
 
 # nl_log_lines LABEL : current number of lines in this row's log for LABEL (logs are appended
 # to across rounds, so readiness is looked for only after this offset)
@@ -29,7 +30,7 @@ nl_wait_log() {
   done
 }
 
-row_start() {  # $1 $2 = target (socks rows ignore it: the harness asks through SOCKS5)
+row_start() {  # $1 $2 = target (socks rows ignore it: the harness asks through SOCKS5; forward uses it)
   local url="wss://127.0.0.1:$P_HOP1" off
   off=$(nl_log_lines nl-gateway)
   bg_start nl-gateway "$NL_BIN/gateway/nl-gateway" --listen "127.0.0.1:$P_HOP1" \
@@ -45,11 +46,13 @@ row_start() {  # $1 $2 = target (socks rows ignore it: the harness asks through 
   nl_wait_log nl-agent "$off" 'session up: ' || return 1
 
   off=$(nl_log_lines nl-client)
+  local mode=(socks --agent bench --listen "127.0.0.1:$P_ROW")
+  [ "$NL_MODE" = forward ] && mode=(forward --agent bench -L "127.0.0.1:$P_ROW:$1:$2")
   local pin=()
   [ "$NL_E2E" = 1 ] && pin=(--pin "bench=$(head -1 "$NL_STATE/agent.pub")")
   bg_start nl-client "$NL_BIN/client/nl-client" --gateway "$url" --token-file "$NL_STATE/client.token" \
     --ca "$NL_STATE/gateway.crt" --log-level info --transport "$NL_TRANSPORT" "${pin[@]}" \
-    socks --agent bench --listen "127.0.0.1:$P_ROW"
+    "${mode[@]}"
   nl_wait_log nl-client "$off" 'session up: ' || return 1
   wait_port "$P_ROW"
 }
