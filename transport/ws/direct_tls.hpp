@@ -191,6 +191,14 @@ private:
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
       if (this->settled(self, *s, ec)) return;
+      // Nothing buffered and the last recv emptied the socket: wait for it first instead of
+      // making a recv that can only fail with EAGAIN (once per operation; after the wait,
+      // read). Waiting re-arms the descriptor (EPOLL_CTL_MOD), so bytes that came in since
+      // that recv are not missed.
+      if (!this->waited && SSL_has_pending(s->ssl) == 0 && s->bio.drained) {
+        this->wait_or_fail(self, *s, want::read, {});
+        return;
+      }
       boost::asio::mutable_buffer buf;
       for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b); ++it) {
         buf = *it;
