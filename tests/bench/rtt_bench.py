@@ -21,20 +21,15 @@ import argparse
 import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from benchenv import bench_env, wait_port  # noqa: E402  (also puts tests/integration on the path)
 import conftest  # noqa: E402
-from conftest import NL, Gateway  # noqa: E402
-from nltest import free_port, socks5_open, wait_until  # noqa: E402
+from conftest import Gateway  # noqa: E402
+from nltest import free_port, socks5_open  # noqa: E402
 
-HARNESS = ROOT.parent / "shared" / "bench" / "bench.py"
 SSH_CONF = conftest.BIN_DIR / "bench-harness" / "conf"
 
 
@@ -134,22 +129,8 @@ def main():
     d = a.delay / 1000
     rows = []
     relays, procs = [], []
-    with tempfile.TemporaryDirectory(prefix="nl-rtt-bench-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "pki").mkdir()
-        cert, key = tmp / "pki" / "gw.crt", tmp / "pki" / "gw.key"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
-        (tmp / "run").mkdir()
-        nl = NL(tmp / "run", (cert, key))
-        tport = free_port()
-        target = subprocess.Popen([sys.executable, str(HARNESS), "server", "--port", str(tport)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with bench_env("nl-rtt-bench-") as (nl, tport):
         try:
-            wait_until(lambda: socket.create_connection(("127.0.0.1", tport), timeout=1).close() or True, 10,
-                       "bench target")
             conftest.TRANSPORT = "ws"
             gw = nl.start_gateway(keepalive="10s", keepalive_timeout="30s")
             for _ in range(2):
@@ -167,16 +148,14 @@ def main():
                 sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(SSH_CONF / "sshd_config")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(sshd)
-                wait_until(lambda: socket.create_connection(("127.0.0.1", 27110), timeout=1).close() or True, 10,
-                           "sshd")
+                wait_port(27110, "sshd")
                 relays.append(DelayRelay(27110, 2 * d))
                 lport = free_port()
                 ssh = subprocess.Popen(["ssh", "-F", str(SSH_CONF / "ssh_config"), "-p", str(relays[-1].port),
                                         "-L", f"127.0.0.1:{lport}:127.0.0.1:{tport}", "-N", "bench"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(ssh)
-                wait_until(lambda: socket.create_connection(("127.0.0.1", lport), timeout=1).close() or True, 30,
-                           "ssh -L")
+                wait_port(lport, "ssh -L", timeout=30)
                 rows.append(("ssh-L (one link, same 2D one-way delay)", measure(a.n, lport, tport), 8))
             else:
                 print(f"(ssh-L skipped: no {SSH_CONF}; run tests/bench/run.sh once)", flush=True)
@@ -186,9 +165,6 @@ def main():
                 p.wait(10)
             for r in relays:
                 r.close()
-            target.kill()
-            target.wait(5)
-            nl.cleanup()
     out = [f"| path (one-way delay D = {a.delay:g} ms per gateway leg) | first reply, ms (median of {a.n}) "
            "| expected |", "|---|---:|---:|"]
     for name, ms, k in rows:

@@ -21,22 +21,15 @@ anything else = echo). Prints a markdown table and writes build/transport-bench.
 """
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from benchenv import bench_env  # noqa: E402  (also puts tests/integration on the path)
 import conftest  # noqa: E402
-from conftest import CLIENT, NL  # noqa: E402
-from nltest import free_port, socks5_open, wait_until  # noqa: E402
-
-HARNESS = ROOT.parent / "shared" / "bench" / "bench.py"
+from conftest import CLIENT  # noqa: E402
+from nltest import socks5_open  # noqa: E402
 
 
 def read_for(sock, secs, box, i):
@@ -113,57 +106,38 @@ def main():
     ap.add_argument("--transports", default="ws,quic", help="comma-separated subset of ws,quic")
     a = ap.parse_args()
     rows = {}
-    with tempfile.TemporaryDirectory(prefix="nl-transport-bench-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "pki").mkdir()
-        cert, key = tmp / "pki" / "gw.crt", tmp / "pki" / "gw.key"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
-        (tmp / "run").mkdir()
-        nl = NL(tmp / "run", (cert, key))
-        port = free_port()
-        target = subprocess.Popen([sys.executable, str(HARNESS), "server", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 10,
-                       "bench target")
-            banner = nl.banner_server()
-            gw = nl.start_gateway(keepalive="10s", keepalive_timeout="30s")
-            # Both transports are up at once (an agent and a SOCKS client each) and the
-            # rounds alternate between them, so that a slow spell of this shared machine
-            # falls on both rows rather than on one.
-            transports = a.transports.split(",")
-            peers = {}
-            for t in transports:
-                conftest.TRANSPORT = t
-                agent = nl.start_agent(gw, name=f"home-{t}", proc_name=f"agent-{t}")
-                socks = nl.start_socks(gw, agent=f"home-{t}")
-                socks.proc.wait_line(r"session up: .*\((wss|quic)\)")
-                peers[t] = (agent, socks)
-            best = {t: [0.0, 0.0, 0.0] for t in transports}
-            for _ in range(a.rounds):
-                for i, (fn, arg) in enumerate(((bulk, 1), (bulk, 4), (stream_rate, None))):
-                    for t in transports:
-                        sp = peers[t][1].port
-                        v = fn(sp, port, arg, a.secs) if arg else fn(sp, port)
-                        best[t][i] = max(best[t][i], v)
-            for t in transports:
-                conftest.TRANSPORT = t
-                cold, first = dial_bench(nl, gw, t, banner.port, f"home-{t}")
-                ex = cold_connect(nl, gw, t, banner.port, f"home-{t}")
-                b1, b4, rate = best[t]
-                rows[t] = (b1, b4, rate, cold, first, ex)
-                print(f"{t:5} bulk {b1:7.0f} MB/s  4 par {b4:7.0f} MB/s  streams {rate:6.0f}/s  "
-                      f"cold {cold:5.2f} ms (first {first:5.2f})  exec {ex:5.1f} ms", flush=True)
-            for agent, socks in peers.values():
-                socks.proc.stop()
-                agent.stop()
-        finally:
-            target.kill()
-            target.wait(5)
-            nl.cleanup()
+    with bench_env("nl-transport-bench-") as (nl, port):
+        banner = nl.banner_server()
+        gw = nl.start_gateway(keepalive="10s", keepalive_timeout="30s")
+        # Both transports are up at once (an agent and a SOCKS client each) and the
+        # rounds alternate between them, so that a slow spell of this shared machine
+        # falls on both rows rather than on one.
+        transports = a.transports.split(",")
+        peers = {}
+        for t in transports:
+            conftest.TRANSPORT = t
+            agent = nl.start_agent(gw, name=f"home-{t}", proc_name=f"agent-{t}")
+            socks = nl.start_socks(gw, agent=f"home-{t}")
+            socks.proc.wait_line(r"session up: .*\((wss|quic)\)")
+            peers[t] = (agent, socks)
+        best = {t: [0.0, 0.0, 0.0] for t in transports}
+        for _ in range(a.rounds):
+            for i, (fn, arg) in enumerate(((bulk, 1), (bulk, 4), (stream_rate, None))):
+                for t in transports:
+                    sp = peers[t][1].port
+                    v = fn(sp, port, arg, a.secs) if arg else fn(sp, port)
+                    best[t][i] = max(best[t][i], v)
+        for t in transports:
+            conftest.TRANSPORT = t
+            cold, first = dial_bench(nl, gw, t, banner.port, f"home-{t}")
+            ex = cold_connect(nl, gw, t, banner.port, f"home-{t}")
+            b1, b4, rate = best[t]
+            rows[t] = (b1, b4, rate, cold, first, ex)
+            print(f"{t:5} bulk {b1:7.0f} MB/s  4 par {b4:7.0f} MB/s  streams {rate:6.0f}/s  "
+                  f"cold {cold:5.2f} ms (first {first:5.2f})  exec {ex:5.1f} ms", flush=True)
+        for agent, socks in peers.values():
+            socks.proc.stop()
+            agent.stop()
     out = ["| transport | bulk MB/s | 4 streams MB/s | new streams/s | cold connect ms (first in process) "
            "| exec to first byte ms |", "|---|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():

@@ -28,21 +28,6 @@ mux_options early() {
 
 bool no_streams(const session_pair& p) { return p.a->stream_count() == 0 && p.b->stream_count() == 0; }
 
-awaitable<std::string> read_until_eof(transport::stream& s, error_code& error) {
-  std::string text;
-  for (;;) {
-    auto chunk = co_await s.read();
-    if (!chunk) {
-      error = chunk.error();
-      co_return text;
-    }
-    if (chunk->empty()) {
-      co_return text;
-    }
-    text += to_string(*chunk);
-  }
-}
-
 awaitable<std::unique_ptr<deferred_stream>> take_deferred(session& s) {
   auto in = co_await s.accept();
   REQUIRE(in);
@@ -64,7 +49,7 @@ TEST_CASE("early data: bytes and FIN written before the answer reach the accepto
     co_await opener.shutdown_send();  // returns at once: the FIN is early data too
 
     auto acceptor = co_await take_deferred(*p.b);
-    auto up = co_await read_until_eof(*acceptor, ec);  // nothing answered yet
+    auto up = co_await read_stream_to_eof(*acceptor, ec);  // nothing answered yet
     CHECK_FALSE(ec);
     CHECK(up == "GET / HTTP/1.0\r\n\r\n");
 
@@ -74,7 +59,7 @@ TEST_CASE("early data: bytes and FIN written before the answer reach the accepto
     ec = co_await acceptor->write(make_bytes("HTTP/1.0 200 OK\r\n\r\n"));
     CHECK_FALSE(ec);
     co_await acceptor->shutdown_send();
-    auto down = co_await read_until_eof(opener, ec);
+    auto down = co_await read_stream_to_eof(opener, ec);
     CHECK_FALSE(ec);
     CHECK(down == "HTTP/1.0 200 OK\r\n\r\n");
   };
@@ -173,7 +158,7 @@ TEST_CASE("without early data (an nl.1 peer), open_early writes wait for the ans
     CHECK_FALSE(w->done);  // nothing may go before the answer on this session
     acceptor->answer(errc::ok, {}, {});
     error_code ec;
-    auto up = co_await read_until_eof(*acceptor, ec);
+    auto up = co_await read_stream_to_eof(*acceptor, ec);
     CHECK_FALSE(ec);
     CHECK(up == "hello");
     CHECK(w->done);

@@ -181,6 +181,22 @@ inline awaitable<error_code> write_pattern(transport::stream& s, std::uint32_t s
   co_return error_code{};
 }
 
+// Everything until EOF as text; a reset leaves its code in `err` (and the text so far).
+inline awaitable<std::string> read_stream_to_eof(transport::stream& s, error_code& err) {
+  std::string out;
+  for (;;) {
+    auto r = co_await s.read();
+    if (!r) {
+      err = r.error();
+      co_return out;
+    }
+    if (r->empty()) {
+      co_return out;
+    }
+    out += to_string(*r);
+  }
+}
+
 struct read_all_result {
   std::uint64_t total = 0;
   std::uint64_t chunks = 0;

@@ -104,20 +104,6 @@ std::string pattern_text(std::uint32_t seed, std::size_t n) {
   return to_string(b);
 }
 
-awaitable<std::string> read_stream_to_eof(stream& s, error_code& err) {
-  std::string out;
-  for (;;) {
-    auto r = co_await s.read();
-    if (!r) {
-      err = r.error();
-      co_return out;
-    }
-    if (r->empty()) {
-      co_return out;
-    }
-    out += to_string(*r);
-  }
-}
 
 }  // namespace
 
