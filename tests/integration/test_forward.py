@@ -56,3 +56,21 @@ def test_forward_parallel_connections(nl):
     for t in ts:
         t.join(60)
     assert not errors, errors[:5]
+
+
+def test_forward_request_and_eof_before_the_agent_answers(nl):
+    """A forward's first bytes and its half-close go with the stream's OPEN (early data):
+    whatever the client sends before the agent has answered, up to and beyond the 32 KiB the
+    agent keeps for it, arrives whole and in order, and so does the EOF after it."""
+    gw = nl.start_gateway()
+    nl.start_agent(gw, "home")
+    hs = nl.hash_server()
+    fwd = nl.start_forward(gw, [f"0:127.0.0.1:{hs.port}"])
+    port = fwd.ports[hs.addr]
+    for size in (1, 5000, 32 * 1024, 32 * 1024 + 1, 300 * 1024):
+        data = os.urandom(size)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)  # at once: no reply has come back yet
+            reply = recv_all(s, timeout=30)
+        assert reply == f"{hashlib.sha256(data).hexdigest()} {size}\n".encode(), (size, reply)
