@@ -20,27 +20,29 @@
 
 namespace nl::transport {
 
-// Stream's behaviour, forwarded, plus a way to the answer.
+// Stream's behaviour (held by value: no second allocation), forwarded; the adapters below
+// add the answer.
 template <class Base, class Stream>
 class stream_wrapper : public Base {
 public:
-  explicit stream_wrapper(std::unique_ptr<Stream> s) : s_(std::move(s)) {}
-  std::uint32_t id() const noexcept override { return s_->id(); }
-  awaitable<result<bytes>> read() override { return s_->read(); }
-  awaitable<error_code> write(bytes data) override { return s_->write(std::move(data)); }
-  awaitable<error_code> shutdown_send() override { return s_->shutdown_send(); }
-  void reset(errc code, std::string_view message) override { s_->reset(code, message); }
-  const std::string& error_message() const noexcept override { return s_->error_message(); }
+  template <class Session, class State>
+  stream_wrapper(std::shared_ptr<Session> s, std::shared_ptr<State> st) : s_(std::move(s), std::move(st)) {}
+  std::uint32_t id() const noexcept override { return s_.id(); }
+  awaitable<result<bytes>> read() override { return s_.read(); }
+  awaitable<error_code> write(bytes data) override { return s_.write(std::move(data)); }
+  awaitable<error_code> shutdown_send() override { return s_.shutdown_send(); }
+  void reset(errc code, std::string_view message) override { s_.reset(code, message); }
+  const std::string& error_message() const noexcept override { return s_.error_message(); }
 
-protected:
-  std::unique_ptr<Stream> s_;
+private:
+  Stream s_;
 };
 
 template <class Session, class State, class Stream>
 class deferred_adapter final : public stream_wrapper<deferred_stream, Stream> {
 public:
   deferred_adapter(std::shared_ptr<Session> s, std::shared_ptr<State> st)
-      : stream_wrapper<deferred_stream, Stream>(std::make_unique<Stream>(s, st)), sess_(std::move(s)), st_(std::move(st)) {}
+      : stream_wrapper<deferred_stream, Stream>(s, st), sess_(std::move(s)), st_(std::move(st)) {}
   ~deferred_adapter() override {
     if (!answered_) {
       sess_->answer(st_, errc::aborted, "not accepted", {});
@@ -63,7 +65,7 @@ template <class Session, class State, class Stream>
 class opening_adapter final : public stream_wrapper<opening_stream, Stream> {
 public:
   opening_adapter(std::shared_ptr<Session> s, std::shared_ptr<State> st)
-      : stream_wrapper<opening_stream, Stream>(std::make_unique<Stream>(s, st)), sess_(std::move(s)), st_(std::move(st)) {}
+      : stream_wrapper<opening_stream, Stream>(s, st), sess_(std::move(s)), st_(std::move(st)) {}
   awaitable<open_answer> answer() override { return sess_->wait_answer(st_); }
 
 private:

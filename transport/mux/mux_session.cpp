@@ -52,7 +52,7 @@ struct stream_state {
   error_code error;
   std::string message;
   std::vector<std::byte> envelope;  // the acceptor's end-to-end answer (opener side)
-  std::unique_ptr<watchdog> answer_wd;  // open_early(): how long the answer may take
+  std::unique_ptr<watchdog> answer_wd;  // opener: how long the answer may take
   async_event ev;
 };
 using state_ptr = std::shared_ptr<stream_state>;
@@ -126,19 +126,12 @@ public:
   // ---- session interface ----
   awaitable<open_outcome> open(open_request req, std::chrono::milliseconds timeout) override {
     auto self = shared_from_this();
-    if (closed_ || draining_) {
-      co_return open_outcome{nullptr, make_error_code(errc::not_connected),
-                             closed_ ? "session closed" : "session draining"};
+    errc code = errc::ok;
+    std::string why;
+    auto st = start_open(std::move(req), timeout, code, why);
+    if (!st) {
+      co_return open_outcome{nullptr, make_error_code(code), why};
     }
-    if (streams_.size() >= opts_.max_streams) {
-      co_return open_outcome{nullptr, make_error_code(errc::limit), "too many streams"};
-    }
-    auto st = start_open(std::move(req));
-    watchdog wd(ex_, timeout, [self, st, timeout] {
-      if (st->awaiting_result && !st->reset) {
-        self->reset_stream(*st, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
-      }
-    });
     while (st->awaiting_result && !st->reset) {
       co_await st->ev.wait();
     }
@@ -152,20 +145,12 @@ public:
   // Not a coroutine (see enqueue_open).
   early_outcome open_now(open_request req, std::chrono::milliseconds timeout) {
     early_outcome out;
-    if (closed_ || draining_ || streams_.size() >= opts_.max_streams) {
-      out.error = make_error_code(closed_ || draining_ ? errc::not_connected : errc::limit);
-      out.message = closed_ ? "session closed" : draining_ ? "session draining" : "too many streams";
+    errc code = errc::ok;
+    auto st = start_open(std::move(req), timeout, code, out.message);
+    if (!st) {
+      out.error = make_error_code(code);
       return out;
     }
-    auto st = start_open(std::move(req));
-    st->answer_wd = std::make_unique<watchdog>(
-        ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
-          auto self = w.lock();
-          auto opened = ws.lock();
-          if (self && opened && opened->awaiting_result && !opened->reset) {
-            self->reset_stream(*opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
-          }
-        });
     out.stream = std::make_unique<mux_opening>(shared_from_this(), st);
     return out;
   }
@@ -269,9 +254,16 @@ public:
     return out;
   }
 
-  // A new stream of ours with its OPEN queued. On an early-data session the peer lets us
-  // send proto::early_window bytes before its answer (which then grants the rest).
-  state_ptr start_open(open_request req) {
+  // A new stream of ours with its OPEN queued and `timeout` set for the answer (then reset
+  // with errc::timeout); null, and why in `code` / `why`, when the session cannot open one
+  // now. On an early-data session the peer lets us send proto::early_window bytes before its
+  // answer (which then grants the rest).
+  state_ptr start_open(open_request req, std::chrono::milliseconds timeout, errc& code, std::string& why) {
+    if (closed_ || draining_ || streams_.size() >= opts_.max_streams) {
+      code = closed_ || draining_ ? errc::not_connected : errc::limit;
+      why = closed_ ? "session closed" : draining_ ? "session draining" : "too many streams";
+      return nullptr;
+    }
     auto id = next_id_;
     next_id_ += 2;
     auto st = std::make_shared<stream_state>(id, ex_);
@@ -283,6 +275,14 @@ public:
     }
     streams_.emplace(id, st);
     enqueue_open(id, std::move(req));
+    st->answer_wd = std::make_unique<watchdog>(
+        ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
+          auto self = w.lock();
+          auto opened = ws.lock();
+          if (self && opened && opened->awaiting_result && !opened->reset) {
+            self->reset_stream(*opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
+          }
+        });
     return st;
   }
 

@@ -179,7 +179,7 @@ struct stream_state {
   error_code error;
   std::string message;
   std::vector<std::byte> envelope;  // opener: the acceptor's end-to-end answer
-  std::unique_ptr<watchdog> answer_wd;  // open_early(): how long the answer may take
+  std::unique_ptr<watchdog> answer_wd;  // opener: how long the answer may take
   async_event ev;
 
   bool has_output() const { return tx_sent < tx_end || (fin_wanted && !fin_sent); }
@@ -852,10 +852,6 @@ open_outcome failed_outcome(errc code, std::string message) {
   out.message = std::move(message);
   return out;
 }
-struct open_wait {
-  bool fired = false;
-  state_ptr st;
-};
 }  // namespace
 
 // Not a coroutine: see the note on g++ 12 and aggregates in mux_session.cpp.
@@ -873,9 +869,14 @@ void connection::queue_open(const state_ptr& st, open_request req) {
 }
 
 // The id of a new stream of ours, once the peer allows one more; -1 and `failure` when the
-// session ends or the caller gives up first.
-awaitable<std::int64_t> connection::reserve_stream(const bool& given_up, open_outcome& failure) {
+// session ends or `timeout` passes first.
+awaitable<std::int64_t> connection::reserve_stream(std::chrono::milliseconds timeout, open_outcome& failure) {
   auto self = shared_from_this();
+  auto given_up = std::make_shared<bool>(false);
+  watchdog wd(ex_, timeout, [self, given_up] {
+    *given_up = true;
+    self->streams_ev_.notify();
+  });
   std::int64_t id = -1;
   for (;;) {
     if (closed_ || draining_ || !established_) {
@@ -890,7 +891,7 @@ awaitable<std::int64_t> connection::reserve_stream(const bool& given_up, open_ou
       failure = failed_outcome(errc::internal, ngtcp2_strerror(rv));
       co_return -1;
     }
-    if (given_up) {
+    if (*given_up) {
       failure = failed_outcome(errc::limit, "the peer allows no more streams");
       co_return -1;
     }
@@ -898,36 +899,36 @@ awaitable<std::int64_t> connection::reserve_stream(const bool& given_up, open_ou
   }
 }
 
-state_ptr connection::start_open(std::int64_t id, open_request req) {
+// A new stream with its OPEN queued; reset with errc::timeout unless answered within `left`
+// (the message names the caller's whole `timeout`).
+state_ptr connection::start_open(std::int64_t id, open_request req, clock::duration left,
+                                 std::chrono::milliseconds timeout) {
   auto st = std::make_shared<stream_state>(id, ex_);
   st->ph = stream_state::phase::want_result;
   streams_.emplace(id, st);
   queue_open(st, std::move(req));
+  st->answer_wd = std::make_unique<watchdog>(
+      ex_, left, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
+        auto c = w.lock();
+        auto opened = ws.lock();
+        if (c && opened && opened->ph == stream_state::phase::want_result && !opened->reset) {
+          c->reset_stream(opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
+        }
+      });
   return st;
 }
 
 awaitable<open_outcome> connection::open(open_request req, std::chrono::milliseconds timeout) {
   auto self = shared_from_this();
-  auto w = std::make_shared<open_wait>();
-  watchdog wd(ex_, timeout, [self, w] {
-    w->fired = true;
-    self->streams_ev_.notify();
-    if (w->st) {
-      w->st->ev.notify();
-    }
-  });
+  auto deadline = clock::now() + timeout;  // one timeout for the stream id and the answer
   open_outcome failure;
-  auto id = co_await reserve_stream(w->fired, failure);
+  auto id = co_await reserve_stream(timeout, failure);
   if (id < 0) {
     co_return failure;
   }
-  auto st = start_open(id, std::move(req));
-  w->st = st;
-  while (st->ph == stream_state::phase::want_result && !st->reset && !w->fired) {
+  auto st = start_open(id, std::move(req), std::max<clock::duration>(deadline - clock::now(), {}), timeout);
+  while (st->ph == stream_state::phase::want_result && !st->reset) {
     co_await st->ev.wait();
-  }
-  if (st->ph == stream_state::phase::want_result && !st->reset) {
-    reset_stream(st, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
   }
   co_return outcome_of(st);
 }
@@ -937,30 +938,14 @@ awaitable<open_outcome> connection::open(open_request req, std::chrono::millisec
 awaitable<early_outcome> connection::open_early(open_request req, std::chrono::milliseconds timeout) {
   auto self = shared_from_this();
   early_outcome out;
-  auto given_up = std::make_shared<bool>(false);
   open_outcome failure;
-  std::int64_t id = -1;
-  {
-    watchdog wd(ex_, timeout, [self, given_up] {
-      *given_up = true;
-      self->streams_ev_.notify();
-    });
-    id = co_await reserve_stream(*given_up, failure);
-  }
+  auto id = co_await reserve_stream(timeout, failure);
   if (id < 0) {
     out.error = failure.error;
     out.message = std::move(failure.message);
     co_return out;
   }
-  auto st = start_open(id, std::move(req));
-  st->answer_wd = std::make_unique<watchdog>(
-      ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
-        auto c = w.lock();
-        auto opened = ws.lock();
-        if (c && opened && opened->ph == stream_state::phase::want_result && !opened->reset) {
-          c->reset_stream(opened, errc::timeout, "no answer within " + std::to_string(timeout.count()) + " ms", true);
-        }
-      });
+  auto st = start_open(id, std::move(req), timeout, timeout);
   out.stream = std::make_unique<quic_opening>(self, st);
   co_return out;
 }

@@ -157,8 +157,8 @@ private:
   state_ptr find(std::int64_t id) const;
   state_ptr pick();
   void queue_open(const state_ptr& st, open_request req);
-  awaitable<std::int64_t> reserve_stream(const bool& given_up, open_outcome& failure);
-  state_ptr start_open(std::int64_t id, open_request req);
+  awaitable<std::int64_t> reserve_stream(std::chrono::milliseconds timeout, open_outcome& failure);
+  state_ptr start_open(std::int64_t id, open_request req, clock::duration left, std::chrono::milliseconds timeout);
   open_outcome outcome_of(const state_ptr& st);
 
   asio::any_io_executor ex_;
