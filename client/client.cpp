@@ -105,7 +105,7 @@ awaitable<transport::open_outcome> client::open(const std::string& agent, const 
 
 awaitable<client::piped_stream> client::open_piped(const std::string& agent, const proto::target& dest) {
   piped_stream p;
-  if (pins_.contains(agent)) {
+  if (pins_.contains(agent) || dest.protocol == proto::transport_protocol::udp) {
     auto out = co_await open(agent, dest);
     p.stream = std::move(out.stream);
     p.error = out.error;

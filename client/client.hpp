@@ -58,8 +58,8 @@ private:
   awaitable<transport::open_outcome> open(const std::string& agent, const proto::target& dest);
   // For forwards and `connect`, whose first bytes need no answer first: opens without waiting
   // for the agent (transport::opening_stream), so those bytes travel with the OPEN: one round
-  // trip to the first reply instead of two. End-to-end streams wait as open() does (their keys
-  // come with the answer); `opening` is then null.
+  // trip to the first reply instead of two. End-to-end streams (their keys come with the
+  // answer) and UDP flows wait as open() does; `opening` is then null.
   struct piped_stream {
     std::unique_ptr<transport::stream> stream;  // null: `error`, `message` say why
     transport::opening_stream* opening = nullptr;

@@ -248,15 +248,7 @@ awaitable<std::unique_ptr<transport::stream>> client::proxy_open(tcp::socket& so
 awaitable<int> client::connect(std::string agent, proto::target dest) {
   piping_ = true;
   start_link();
-  piped_stream out;
-  if (dest.protocol == proto::transport_protocol::udp) {
-    auto o = co_await open(agent, dest);
-    out.stream = std::move(o.stream);
-    out.error = o.error;
-    out.message = std::move(o.message);
-  } else {
-    out = co_await open_piped(agent, dest);  // stdin's first bytes go with the OPEN
-  }
+  auto out = co_await open_piped(agent, dest);  // stdin's first bytes go with the OPEN (TCP)
   auto refused = [&](const error_code& ec, const std::string& message) {
     std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(local_code(ec))
               << (message.empty() ? "" : ": " + message) << "\n";
