@@ -318,13 +318,24 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     namespace ip = boost::asio::ip;
     auto tcp = nl::proto::transport_protocol::tcp;
     const auto& p = a->policy;
-    CHECK(nl::acl::check_address(p, "", ip::make_address("192.168.1.10"), 22, tcp).act == nl::acl::action::allow);
-    CHECK(nl::acl::check_address(p, "", ip::make_address("192.168.1.10"), 25, tcp).act == nl::acl::action::deny);
-    CHECK(nl::acl::check_address(p, "nas.lan", ip::make_address("169.254.169.254"), 80, tcp).act ==
+    // A fixed time: the example denies port 22 on Friday nights (rule 9), so a check at
+    // the current time would fail when the suite runs then (CI did, on a Friday night).
+    const auto wednesday_noon = std::chrono::sys_days{std::chrono::year{2026} / 1 / 14} + 12h;
+    auto at = [&](std::string_view host, std::uint16_t port) {
+      nl::acl::query w;
+      w.host = host;
+      w.port = port;
+      w.protocol = tcp;
+      w.now = wednesday_noon;
+      return w;
+    };
+    CHECK(nl::acl::check_address(p, at("", 22), ip::make_address("192.168.1.10")).act == nl::acl::action::allow);
+    CHECK(nl::acl::check_address(p, at("", 25), ip::make_address("192.168.1.10")).act == nl::acl::action::deny);
+    CHECK(nl::acl::check_address(p, at("nas.lan", 80), ip::make_address("169.254.169.254")).act ==
           nl::acl::action::deny);
-    CHECK(nl::acl::check_address(p, "", ip::make_address("8.8.8.8"), 443, tcp).reason == "default deny");
-    CHECK(nl::acl::check_name(p, "smtp.example.com", 25, tcp));
-    CHECK(nl::acl::check_name(p, "0x7f.1", 80, tcp)->act == nl::acl::action::deny);  // 127.0.0.1
+    CHECK(nl::acl::check_address(p, at("", 443), ip::make_address("8.8.8.8")).reason == "default deny");
+    CHECK(nl::acl::check_name(p, at("smtp.example.com", 25)));
+    CHECK(nl::acl::check_name(p, at("0x7f.1", 80))->act == nl::acl::action::deny);  // 127.0.0.1
 
     // Clients and time windows: Wed 2026-01-14 09:00 UTC is 10:00 in Berlin; Fri
     // 2026-01-16 22:30 UTC is 23:30 there, inside the maintenance window.
