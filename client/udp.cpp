@@ -179,11 +179,12 @@ private:
     spdlog::debug("udp flow {} -> {} via {} open", endpoint_text(f->src), text(f->dest), agent_);
     auto& s = *out.stream;  // owned by f->dgrams until f is erased
     const auto limit = c_.cfg_.udp.idle_timeout;
-    auto why = co_await f->dgrams.run(
-        std::move(out.stream), [this, f](std::span<const std::byte> d) { deliver(*f, d); }, limit, [&] {
-          spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest),
-                        limit.count());
-        });
+    // Named, not a temporary in the co_await expression: g++ 12 destroys such a lambda twice,
+    // which here dropped a reference to f (ASan: the flow freed while still in use).
+    auto to_app = [this, f](std::span<const std::byte> d) { deliver(*f, d); };
+    auto why = co_await f->dgrams.run(std::move(out.stream), to_app, limit, [&] {
+      spdlog::debug("udp flow {} -> {} idle for {} ms: closed", endpoint_text(f->src), text(f->dest), limit.count());
+    });
     if (why && why != make_error_code(errc::timeout)) {
       spdlog::debug("udp flow {} -> {} ended: {}{}", endpoint_text(f->src), text(f->dest), why.message(),
                     s.error_message().empty() ? "" : ": " + s.error_message());
