@@ -4,7 +4,7 @@ import signal
 import socket
 import time
 
-from nltest import echo_roundtrip, free_port, socks5_open, socks5_reply_code, wait_until
+from nltest import assert_rss_growth_below, echo_roundtrip, free_port, socks5_open, socks5_reply_code, wait_until
 
 RECONNECT_DEADLINE = 40.0  # backoff is capped at 30 s by default
 
@@ -163,5 +163,6 @@ def test_no_stream_leak_after_2000_cycles(nl):
     grown = {k: rss1[k] - rss0[k] for k in rss0}
     print(f"2000 cycles in {elapsed:.1f}s; RSS KiB before {rss0} after {rss1}")
     for name, g in grown.items():
-        assert g < 16 * 1024, f"{name} RSS grew by {g} KiB over 1700 open/close cycles ({rss0[name]} -> {rss1[name]})"
+        assert_rss_growth_below(
+            g, 16 * 1024, f"{name} RSS grew by {g} KiB over 1700 open/close cycles ({rss0[name]} -> {rss1[name]})")
     assert echo.accepted == 2000
