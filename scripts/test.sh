@@ -8,11 +8,22 @@
 #   CTEST_ARGS="-L integration" scripts/test.sh   pass extra arguments to ctest
 #   NL_SKIP_DEPS=1 / NL_SKIP_FUZZ=1  skip those steps
 #   FUZZ_SECS=10                     seconds per fuzz target
+#   NL_SANITIZE=1                    the same suite on an ASan+UBSan build (build-asan/, about
+#                                    40 min to build on 2 cores); any sanitizer report fails it
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-BUILD_DIR=${BUILD_DIR:-build}
+declare -a build_args=()
+if [ "${NL_SANITIZE:-0}" = 1 ]; then
+  BUILD_DIR=${BUILD_DIR:-build-asan}
+  build_args=(-DNL_SANITIZE=ON)
+  sanlog=$(mktemp -d)
+  # Every process the tests start (the nl binaries included) writes its reports here.
+  export ASAN_OPTIONS="log_path=$sanlog/asan:detect_leaks=1:abort_on_error=0"
+  export UBSAN_OPTIONS="log_path=$sanlog/ubsan:print_stacktrace=1"
+fi
 FUZZ_SECS=${FUZZ_SECS:-10}
+BUILD_DIR=${BUILD_DIR:-build}
 T0=$(date +%s)
 declare -a results=()
 status=0
@@ -39,10 +50,26 @@ trap summary EXIT
 if [ "${NL_SKIP_DEPS:-0}" != 1 ]; then
   step deps scripts/deps.sh || exit 1
 fi
-step build env BUILD_DIR="$BUILD_DIR" scripts/build.sh || exit 1
+step build env BUILD_DIR="$BUILD_DIR" scripts/build.sh "${build_args[@]}" || exit 1
 
 # shellcheck disable=SC2086
 step ctest ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 ${CTEST_ARGS:-}
+
+sanitizer_reports() {  # the reports of every sanitized process, or failure
+  local f n=0
+  for f in "$sanlog"/*; do
+    [ -e "$f" ] || continue
+    n=$((n + 1))
+    echo "--- $f" >&2
+    head -40 "$f" >&2
+  done
+  [ $n -eq 0 ] && echo "no sanitizer reports" >&2
+  [ $n -eq 0 ]
+}
+if [ "${NL_SANITIZE:-0}" = 1 ]; then
+  step sanitizer-reports sanitizer_reports
+  unset ASAN_OPTIONS UBSAN_OPTIONS  # the fuzzers report their own findings
+fi
 
 if [ "${NL_SKIP_FUZZ:-0}" != 1 ] && [ -x scripts/fuzz.sh ]; then
   step fuzz scripts/fuzz.sh "$FUZZ_SECS"

@@ -15,9 +15,9 @@
 
 TEST_CASE("tune_allocator keeps medium blocks on the heap and freed heap in the process", "[malloc]") {
 #if !defined(__GLIBC__)
-  SKIP("glibc only");
+  WARN("glibc only: nothing to check");  // Catch2 v2 has no SKIP
 #elif defined(__SANITIZE_ADDRESS__)
-  SKIP("AddressSanitizer replaces malloc; glibc's mallopt has nothing to tune");
+  WARN("AddressSanitizer replaces malloc: glibc's mallopt has nothing to tune");
 #else
   REQUIRE(nl::tune_allocator());
   constexpr std::size_t block = 3 * 1024 * 1024;  // above glibc's default mmap threshold
