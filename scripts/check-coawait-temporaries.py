@@ -84,7 +84,9 @@ def expression_end(code: str, start: int) -> int:
     return len(code)
 
 
-LAMBDA = re.compile(r"(?<![\w\)\]\s])\s*\[([^\[\]]*)\]\s*(?=[\(\{]|mutable\b)|(?:(?<=[\(,=])|(?<=return))\s*\[([^\[\]]*)\]\s*(?=[\(\{]|mutable\b)")
+# `[captures]` followed by `(`, `{` or `mutable`, where `[` cannot be a subscript: not right
+# after a name, `)` or `]` (spaces between allowed), unless that name is `return`.
+LAMBDA = re.compile(r"(?:(?<![\w\)\]\s])|(?<=\breturn))\s*\[([^\[\]]*)\]\s*(?=[\(\{]|mutable\b)")
 BRACED = re.compile(r"(?:\b[A-Za-z_][\w:<>]*|[\(,])\s*\{(?!\s*\})")
 HARMLESS_CAPTURE = re.compile(r"^(this|&|&\s*[A-Za-z_]\w*)$")
 
@@ -99,8 +101,7 @@ def findings(path: Path) -> list[str]:
         # Lambda bodies are part of the expression; their own statements end at `;` inside
         # braces, which expression_end() skips because it tracks depth.
         for lm in LAMBDA.finditer(expr):
-            captures = lm.group(1) if lm.group(1) is not None else lm.group(2)
-            bad = [c.strip() for c in captures.split(",") if c.strip() and not HARMLESS_CAPTURE.match(c.strip())]
+            bad = [c.strip() for c in lm.group(1).split(",") if c.strip() and not HARMLESS_CAPTURE.match(c.strip())]
             if bad:
                 found.append(f"{path}:{line}: lambda in a co_await expression captures {', '.join(bad)} by value;"
                              " name it on the line before (g++ 12 destroys the temporary twice)")
