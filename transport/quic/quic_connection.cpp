@@ -650,6 +650,24 @@ void connection::arm_timer() {
     timer_.cancel();
     return;
   }
+  if (expiry <= now_ts()) {
+    // Already due, which on a fast path is the common case: ngtcp2 reports the
+    // pacer's next send time, and that is usually "now". Arming the steady
+    // timer for a past instant costs a timerfd_settime and an extra reactor
+    // wake-up for nothing; run the expiry as the next handler instead. This
+    // fires no sooner than the timer would have, so it cannot spin more than
+    // the timer could: each run calls ngtcp2_conn_handle_expiry, which moves
+    // the expiry on, and posted handlers still let the reactor poll.
+    timer_.cancel();
+    asio::post(ex_, [self = shared_from_this(), expiry] {
+      if (self->done_ || self->armed_ != expiry) {
+        return;
+      }
+      self->armed_ = UINT64_MAX;
+      self->on_expiry();
+    });
+    return;
+  }
   timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(expiry)));
   timer_.async_wait([self = shared_from_this(), expiry](const error_code& ec) {
     if (ec || self->done_ || self->armed_ != expiry) {
