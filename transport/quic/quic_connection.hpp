@@ -2,8 +2,10 @@
 // implements transport::session, and the interface to whoever owns its UDP socket (the
 // client's own socket, or the listener's shared one). Sans-IO in the ngtcp2 way: the owner
 // feeds datagrams in with on_packet(); the connection drains packets out through its host
-// and re-arms one timer from ngtcp2_conn_get_expiry(). C callbacks are trampolines in the
-// .cpp that call members and never throw across C.
+// and re-arms one timer from ngtcp2_conn_get_expiry(). C callbacks are trampolines in
+// quic_events.cpp that call members and never throw across C. The members are defined in
+// quic_connection.cpp (set-up, packets, timer, close), quic_streams.cpp (session and
+// stream interface) and quic_events.cpp (what ngtcp2 calls back).
 // Thread-safety: one executor.
 #pragma once
 
