@@ -1,4 +1,6 @@
 #include "acl/policy.hpp"
+
+#include "acl/policy_internal.hpp"
 #include "proto/token.hpp"
 
 #include <algorithm>
@@ -7,18 +9,14 @@
 #include <exception>
 
 #include <date/tz.h>
-#include <nlohmann/json.hpp>
 
 namespace nl::acl {
+
+using namespace detail;
+
 namespace {
 
 namespace ip = boost::asio::ip;
-using json = nlohmann::json;
-
-constexpr std::uint16_t minutes_per_day = 24 * 60;
-constexpr std::uint8_t all_days = 0x7f;
-constexpr std::size_t max_policy_json = 64 * 1024;
-constexpr int max_policy_json_depth = 8;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -54,14 +52,6 @@ std::string lower(std::string_view s) {
     }
   }
   return out;
-}
-
-// Lower-case, one trailing dot removed: the form names are compared in.
-std::string normalize_name(std::string_view name) {
-  if (!name.empty() && name.back() == '.') {
-    name.remove_suffix(1);
-  }
-  return lower(name);
 }
 
 // Token names and groups: 1..64 of [A-Za-z0-9._-] (proto/token.hpp's alphabet; not
@@ -191,19 +181,6 @@ bool plausible_zone_name(std::string_view tz) {
   });
 }
 
-bool is_utc(std::string_view tz) { return tz.empty() || tz == "UTC"; }
-
-const date::time_zone* find_zone(std::string_view tz) {
-  if (!plausible_zone_name(tz)) {
-    return nullptr;
-  }
-  try {
-    return date::locate_zone(tz);
-  } catch (const std::exception&) {
-    return nullptr;  // unknown name, or no tz database on this system
-  }
-}
-
 std::string zone_suggestion(std::string_view tz) {
   std::string best;
   if (tz.empty() || tz.size() > 64) {
@@ -231,7 +208,6 @@ std::string zone_suggestion(std::string_view tz) {
 
 // ---------------------------------------------------------------------------------------
 // Days and hours.
-constexpr std::array<std::string_view, 7> day_names{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 constexpr std::array<std::string_view, 7> long_day_names{"monday", "tuesday",  "wednesday", "thursday",
                                                          "friday", "saturday", "sunday"};
 
@@ -265,132 +241,31 @@ std::optional<unsigned> parse_clock(std::string_view s) {
   return *h * 60 + m;
 }
 
-std::string clock_to_string(unsigned minutes) {
-  char buf[8];
-  auto h = minutes / 60;
-  auto m = minutes % 60;
-  buf[0] = static_cast<char>('0' + h / 10);
-  buf[1] = static_cast<char>('0' + h % 10);
-  buf[2] = ':';
-  buf[3] = static_cast<char>('0' + m / 10);
-  buf[4] = static_cast<char>('0' + m % 10);
-  return std::string(buf, 5);
-}
-
-// A window that can match some instant.
-bool window_can_match(const time_window& w) {
-  return w.days != 0 && w.start_minute < minutes_per_day && w.start_minute != w.end_minute;
-}
-
-// The windows of a rule grouped by (days, tz), first-seen order: one rule-text each.
-struct time_group {
-  std::uint8_t days = all_days;
-  std::string tz;
-  std::vector<std::pair<std::uint16_t, std::uint16_t>> hours;
-};
-
-std::vector<time_group> group_windows(const rule& r, bool only_matchable) {
-  std::vector<time_group> out;
-  for (const auto& w : r.times) {
-    if (only_matchable && !window_can_match(w)) {
-      continue;
-    }
-    std::string tz = is_utc(w.tz) ? "UTC" : w.tz;
-    auto it = std::find_if(out.begin(), out.end(),
-                           [&](const time_group& g) { return g.days == w.days && g.tz == tz; });
-    if (it == out.end()) {
-      out.push_back({w.days, tz, {}});
-      it = std::prev(out.end());
-    }
-    auto end = std::min<std::uint16_t>(w.end_minute, minutes_per_day);
-    it->hours.emplace_back(w.start_minute, end);
-  }
-  return out;
-}
-
-// The days / hours / tz parts of one group, as (key, value) pairs: what both the rule
-// text and describe() show. Omitted: days for every day, hours for the whole day, tz for
-// UTC; but never all of days and hours (tz alone is refused when parsed).
-std::vector<std::pair<std::string_view, std::string>> time_parts(const time_group& g) {
-  std::vector<std::pair<std::string_view, std::string>> out;
-  bool whole_day = g.hours.size() == 1 && g.hours[0].first == 0 && g.hours[0].second == minutes_per_day;
-  if (g.days != all_days || whole_day) {
-    out.emplace_back("days", days_to_string(g.days));
-  }
-  if (!whole_day) {
-    std::string h;
-    for (const auto& [s, e] : g.hours) {
-      h += (h.empty() ? "" : ",") + hours_to_string(s, e);
-    }
-    out.emplace_back("hours", h);
-  }
-  if (g.tz != "UTC") {
-    out.emplace_back("tz", g.tz);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------
-// Matching.
-struct context {
-  std::string_view name;      // normalized; "" = no name (a literal)
-  const ip::address* addr;    // unmapped; null in the name phase
-  const query& q;
-};
-
-bool times_match(const rule& r, std::chrono::system_clock::time_point now) {
-  return std::any_of(r.times.begin(), r.times.end(), [&](const time_window& w) {
-    auto in = in_window(w, now);
-    // A zone that cannot be found fails closed: deny rules hold, allow rules do not.
-    return in ? *in : r.act == action::deny;
-  });
-}
-
-// `skip_cidrs`: judge the other conditions only (the name phase's "could this hold").
-bool rule_matches(const rule& r, const context& c, bool skip_cidrs) {
-  if (r.protocol && *r.protocol != c.q.protocol) {
-    return false;
-  }
-  if (!r.ports.empty() && std::none_of(r.ports.begin(), r.ports.end(), [&](const port_range& pr) {
-        return c.q.port >= pr.first && c.q.port <= pr.last;
-      })) {
-    return false;
-  }
-  if (!r.domains.empty()) {
-    if (c.name.empty() || std::none_of(r.domains.begin(), r.domains.end(), [&](const std::string& d) {
-          return domain_matches(d, c.name);
-        })) {
-      return false;
-    }
-  }
-  if (!r.cidrs.empty() && !skip_cidrs) {
-    if (c.addr == nullptr ||
-        std::none_of(r.cidrs.begin(), r.cidrs.end(), [&](const cidr& x) { return contains(x, *c.addr); })) {
-      return false;
-    }
-  }
-  if (!r.clients.empty() && std::none_of(r.clients.begin(), r.clients.end(), [&](const std::string& cl) {
-        return client_matches(cl, c.q);
-      })) {
-    return false;
-  }
-  if (!r.times.empty() && !times_match(r, c.q.now)) {
-    return false;
-  }
-  return true;
-}
-
-std::string default_reason(action a) {
-  return a == action::deny ? "default deny" : "default allow";
-}
-
-constexpr std::string_view invalid_name_reason = "invalid host name";
-
-
 }  // namespace
+
+std::string detail::normalize_name(std::string_view name) {
+  if (!name.empty() && name.back() == '.') {
+    name.remove_suffix(1);
+  }
+  return lower(name);
+}
+
+bool detail::is_utc(std::string_view tz) { return tz.empty() || tz == "UTC"; }
+
+const date::time_zone* detail::find_zone(std::string_view tz) {
+  if (!plausible_zone_name(tz)) {
+    return nullptr;
+  }
+  try {
+    return date::locate_zone(tz);
+  } catch (const std::exception&) {
+    return nullptr;  // unknown name, or no tz database on this system
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Parse helpers.
+
 
 ip::address unmap(const ip::address& a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped()) {
@@ -492,27 +367,6 @@ std::optional<cidr> parse_cidr(std::string_view s) {
     c.network = ip::address_v6(bytes);
   }
   return c;
-}
-
-bool contains(const cidr& c, const ip::address& raw) {
-  auto a = unmap(raw);
-  if (a.is_v4() != c.network.is_v4()) {
-    return false;
-  }
-  if (a.is_v4()) {
-    std::uint32_t mask = c.prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - c.prefix);
-    return (a.to_v4().to_uint() & mask) == c.network.to_v4().to_uint();
-  }
-  auto x = a.to_v6().to_bytes();
-  auto n = c.network.to_v6().to_bytes();
-  for (unsigned i = 0; i < 16; ++i) {
-    unsigned keep = c.prefix > i * 8 ? std::min(8u, c.prefix - i * 8) : 0;
-    auto mask = static_cast<unsigned char>(keep == 0 ? 0 : 0xff << (8 - keep));
-    if ((x[i] & mask) != n[i]) {
-      return false;
-    }
-  }
-  return true;
 }
 
 namespace {
@@ -645,59 +499,6 @@ std::optional<std::string> normalize_client(std::string_view s) {
     return std::nullopt;
   }
   return std::string(s);
-}
-
-bool domain_matches(std::string_view pattern, std::string_view raw_name) {
-  std::string name = normalize_name(raw_name);
-  if (pattern.starts_with("*.")) {
-    auto suffix = pattern.substr(1);  // ".example.com"
-    return name.size() > suffix.size() && name.ends_with(suffix) &&
-           name[name.size() - suffix.size() - 1] != '.';
-  }
-  return name == pattern;
-}
-
-std::optional<bool> in_window(const time_window& w, std::chrono::system_clock::time_point now) {
-  if (!window_can_match(w)) {
-    return false;
-  }
-  unsigned start = w.start_minute;
-  unsigned end = std::min<unsigned>(w.end_minute, minutes_per_day);
-  auto secs = date::floor<std::chrono::seconds>(now);
-  date::local_seconds local;
-  if (is_utc(w.tz)) {
-    local = date::local_seconds{secs.time_since_epoch()};
-  } else {
-    const auto* zone = find_zone(w.tz);
-    if (zone == nullptr) {
-      return std::nullopt;
-    }
-    try {
-      local = zone->to_local(secs);
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-  }
-  auto day = date::floor<date::days>(local);
-  unsigned weekday = date::weekday{day}.iso_encoding() - 1;  // 0 = Monday
-  auto minute = static_cast<unsigned>(date::floor<std::chrono::minutes>(local - day).count());
-  auto on = [&](unsigned d) { return ((w.days >> d) & 1u) != 0; };
-  if (start < end) {
-    return on(weekday) && minute >= start && minute < end;
-  }
-  // Crosses midnight: the evening part on a listed day, the morning part on the day after.
-  return (on(weekday) && minute >= start) || (on((weekday + 6) % 7) && minute < end);
-}
-
-bool client_matches(std::string_view condition, const query& q) {
-  if (q.client.empty()) {
-    return false;
-  }
-  if (condition.starts_with("group:")) {
-    auto g = condition.substr(6);
-    return std::any_of(q.groups.begin(), q.groups.end(), [&](const std::string& x) { return x == g; });
-  }
-  return condition == q.client;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -920,305 +721,6 @@ std::expected<rule, std::string> parse_rule_spec(std::string_view spec, action a
     r->label = "command-line rule (" + describe(*r) + ")";
   }
   return r;
-}
-
-// ---------------------------------------------------------------------------------------
-// Readable forms.
-
-std::string_view to_string(action a) noexcept {
-  return a == action::allow ? "allow" : "deny";
-}
-
-std::string to_string(const cidr& c) {
-  return c.network.to_string() + "/" + std::to_string(c.prefix);
-}
-
-std::string to_string(const std::vector<port_range>& ports) {
-  std::string out;
-  for (const auto& p : ports) {
-    if (!out.empty()) {
-      out += ',';
-    }
-    out += std::to_string(p.first);
-    if (p.last != p.first) {
-      out += '-' + std::to_string(p.last);
-    }
-  }
-  return out;
-}
-
-std::string days_to_string(std::uint8_t days) {
-  std::string out;
-  unsigned d = 0;
-  while (d < 7) {
-    if (((days >> d) & 1u) == 0) {
-      ++d;
-      continue;
-    }
-    unsigned last = d;
-    while (last + 1 < 7 && ((days >> (last + 1)) & 1u) != 0) {
-      ++last;
-    }
-    if (!out.empty()) {
-      out += ',';
-    }
-    out += day_names[d];
-    if (last != d) {
-      out += '-';
-      out += day_names[last];
-    }
-    d = last + 1;
-  }
-  return out;
-}
-
-std::string hours_to_string(std::uint16_t start, std::uint16_t end) {
-  return clock_to_string(std::min<unsigned>(start, minutes_per_day)) + "-" +
-         clock_to_string(std::min<unsigned>(end, minutes_per_day));
-}
-
-namespace {
-
-// Conditions other than time, as (key, value) pairs in the rule-text order.
-std::vector<std::pair<std::string_view, std::string>> plain_parts(const rule& r) {
-  std::vector<std::pair<std::string_view, std::string>> out;
-  auto join = [](const auto& items, auto&& fmt) {
-    std::string s;
-    for (const auto& i : items) {
-      s += (s.empty() ? "" : ",") + fmt(i);
-    }
-    return s;
-  };
-  if (!r.cidrs.empty()) {
-    out.emplace_back("cidr", join(r.cidrs, [](const cidr& c) { return to_string(c); }));
-  }
-  if (!r.domains.empty()) {
-    out.emplace_back("domain", join(r.domains, [](const std::string& d) { return d; }));
-  }
-  if (!r.ports.empty()) {
-    out.emplace_back("ports", to_string(r.ports));
-  }
-  if (r.protocol) {
-    out.emplace_back("protocol", *r.protocol == proto::transport_protocol::udp ? "udp" : "tcp");
-  }
-  return out;
-}
-
-std::string client_part(const rule& r) {
-  std::string s;
-  for (const auto& c : r.clients) {
-    s += (s.empty() ? "" : ",") + c;
-  }
-  return s;
-}
-
-}  // namespace
-
-std::string describe(const rule& r) {
-  std::string out(to_string(r.act));
-  bool any = true;
-  for (const auto& [k, v] : plain_parts(r)) {
-    out += " " + std::string(k) + " " + v;
-    any = false;
-  }
-  bool first_group = true;
-  for (const auto& g : group_windows(r, false)) {
-    if (!first_group) {
-      out += " or";
-    }
-    first_group = false;
-    for (const auto& [k, v] : time_parts(g)) {
-      out += " " + std::string(k) + " " + v;
-    }
-    any = false;
-  }
-  if (!r.clients.empty()) {
-    out += " client " + client_part(r);
-    any = false;
-  }
-  if (any) {
-    out += " any";
-  }
-  return out;
-}
-
-std::vector<std::string> to_specs(const rule& r) {
-  std::string base;
-  for (const auto& [k, v] : plain_parts(r)) {
-    base += (base.empty() ? "" : ";") + std::string(k) + "=" + v;
-  }
-  std::string clients = r.clients.empty() ? "" : "client=" + client_part(r);
-  auto assemble = [&](const std::string& times) {
-    std::string s = base;
-    for (const std::string* part : {&times, static_cast<const std::string*>(&clients)}) {
-      if (!part->empty()) {
-        s += (s.empty() ? "" : ";") + *part;
-      }
-    }
-    return s.empty() ? std::string("any") : s;
-  };
-  if (r.times.empty()) {
-    return {assemble("")};
-  }
-  std::vector<std::string> out;
-  for (const auto& g : group_windows(r, true)) {
-    std::string times;
-    for (const auto& [k, v] : time_parts(g)) {
-      times += (times.empty() ? "" : ";") + std::string(k) + "=" + v;
-    }
-    out.push_back(assemble(times));
-  }
-  return out;  // empty: no window can match, so neither can the rule
-}
-
-// ---------------------------------------------------------------------------------------
-// JSON (the token's "pol" claim).
-
-std::expected<policy, std::string> policy_from_json(std::string_view text) {
-  auto fail = [](std::string m) { return std::unexpected(std::move(m)); };
-  if (text.size() > max_policy_json) {
-    return fail("policy is larger than 64 KiB");
-  }
-  if (!proto::token::json_within_depth(text, max_policy_json_depth)) {
-    return fail("policy JSON is nested too deeply; write {\"default\":\"deny\",\"rules\":[{\"allow\":\"...\"}]}");
-  }
-  auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return fail("policy is not a JSON object; write {\"default\":\"deny\",\"rules\":[{\"allow\":\"cidr=10.0.0.0/8\"}]}");
-  }
-  policy p;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& key = it.key();
-    const json& value = it.value();
-    if (key == "default") {
-      if (!value.is_string() || (value != "allow" && value != "deny")) {
-        return fail("policy \"default\" must be \"allow\" or \"deny\"");
-      }
-      p.default_action = value == "allow" ? action::allow : action::deny;
-    } else if (key != "rules") {
-      return fail("unknown policy key \"" + key + "\"; a policy has \"default\" and \"rules\"");
-    }
-  }
-  auto rules = j.find("rules");
-  if (rules == j.end() || rules->is_null()) {
-    return p;
-  }
-  if (!rules->is_array()) {
-    return fail("policy \"rules\" must be a list like [{\"allow\":\"cidr=10.0.0.0/8\"},{\"deny\":\"ports=25\"}]");
-  }
-  int index = 0;
-  for (const auto& item : *rules) {
-    ++index;
-    std::string where = "rule " + std::to_string(index);
-    if (!item.is_object() || item.size() != 1) {
-      return fail(where + " must be an object with one key, allow or deny, e.g. {\"deny\":\"ports=25\"}");
-    }
-    auto first = item.begin();
-    const std::string& key = first.key();
-    const json& value = first.value();
-    if (key != "allow" && key != "deny") {
-      return fail(where + " starts with \"" + key + "\"; use allow or deny");
-    }
-    if (!value.is_string()) {
-      return fail(where + " (" + key + "): the rule must be text like \"cidr=10.0.0.0/8;ports=22\"");
-    }
-    const auto& spec = value.get_ref<const std::string&>();
-    auto r = parse_rule_spec(spec, key == "allow" ? action::allow : action::deny);
-    if (!r) {
-      return fail(where + " (" + key + " '" + spec + "'): " + r.error());
-    }
-    r->label = "token policy " + where + " (" + describe(*r) + ")";
-    p.rules.push_back(std::move(*r));
-  }
-  return p;
-}
-
-std::string policy_to_json(const policy& p) {
-  json rules = json::array();
-  for (const auto& r : p.rules) {
-    for (const auto& spec : to_specs(r)) {
-      rules.push_back(json::object({{std::string(to_string(r.act)), spec}}));
-    }
-  }
-  json j = json::object();
-  j["default"] = std::string(to_string(p.default_action));
-  j["rules"] = std::move(rules);
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// ---------------------------------------------------------------------------------------
-// Evaluation.
-
-decision check_address(const policy& p, const query& q, const ip::address& a) {
-  std::string name;
-  if (!q.host.empty() && !parse_ip_literal(q.host)) {
-    if (!valid_dns_name(q.host)) {
-      return {action::deny, std::string(invalid_name_reason)};
-    }
-    name = normalize_name(q.host);
-  }
-  auto addr = unmap(a);
-  context c{name, &addr, q};
-  for (const auto& r : p.rules) {
-    if (r.act == action::deny && rule_matches(r, c, false)) {
-      return {action::deny, r.label};
-    }
-  }
-  for (const auto& r : p.rules) {
-    if (r.act == action::allow && rule_matches(r, c, false)) {
-      return {action::allow, r.label};
-    }
-  }
-  return {p.default_action, default_reason(p.default_action)};
-}
-
-std::optional<decision> check_name(const policy& p, const query& q) {
-  if (q.host.empty()) {
-    return std::nullopt;  // nothing to judge before an address exists
-  }
-  if (auto literal = parse_ip_literal(q.host)) {
-    auto d = check_address(p, q, *literal);
-    if (d.act == action::deny) {
-      return d;
-    }
-    return std::nullopt;
-  }
-  if (!valid_dns_name(q.host)) {
-    return decision{action::deny, std::string(invalid_name_reason)};
-  }
-  auto name = normalize_name(q.host);
-  context c{name, nullptr, q};
-  for (const auto& r : p.rules) {
-    if (r.act == action::deny && r.cidrs.empty() && rule_matches(r, c, false)) {
-      return decision{action::deny, r.label};
-    }
-  }
-  if (p.default_action == action::deny &&
-      std::none_of(p.rules.begin(), p.rules.end(),
-                   [&](const rule& r) { return r.act == action::allow && rule_matches(r, c, true); })) {
-    return decision{action::deny, default_reason(action::deny)};
-  }
-  return std::nullopt;
-}
-
-std::optional<decision> check_name(const policy& p, std::string_view host, std::uint16_t port,
-                                   proto::transport_protocol proto) {
-  query q;
-  q.host = host;
-  q.port = port;
-  q.protocol = proto;
-  q.now = std::chrono::system_clock::now();
-  return check_name(p, q);
-}
-
-decision check_address(const policy& p, std::string_view host, const ip::address& a, std::uint16_t port,
-                       proto::transport_protocol proto) {
-  query q;
-  q.host = host;
-  q.port = port;
-  q.protocol = proto;
-  q.now = std::chrono::system_clock::now();
-  return check_address(p, q, a);
 }
 
 }  // namespace nl::acl
