@@ -5,6 +5,7 @@
 #include <expected>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -29,5 +30,20 @@ std::optional<text_finding> check_yaml_text(std::string_view yaml);
 // True when the 0-based `line` of `yaml` or the one before it is indented with a tab
 // (yaml-cpp reports that as various other errors).
 bool tab_indented(std::string_view yaml, int line);
+
+// A semantic problem found by a check_* function (config/checks.cpp): the dotted paths of
+// the keys involved, most specific first (parse_* reports the line of the first one
+// given), and the message.
+struct issue {
+  std::vector<std::string> keys;
+  std::string message;
+};
+using finding = std::optional<issue>;
+
+// Whole-config checks. `complete` is false while parsing a file (command-line options may
+// still supply what it leaves out) and true in validate().
+finding check_gateway(const gateway_config& c, bool complete);
+finding check_agent(const agent_config& c, bool complete);
+finding check_client(const client_config& c, bool complete);
 
 }  // namespace nl::config::detail
