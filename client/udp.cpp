@@ -43,7 +43,7 @@ std::optional<asio::ip::address> bind_address(const config::forward_spec& spec) 
 }
 
 // Where a forward's connections or datagrams go. A plain function: the target is then not
-// brace-initialised in a coroutine frame (g++ 12, see mux_session.cpp).
+// brace-initialised in a coroutine frame (g++ 12, see transport/mux/mux_internal.hpp).
 proto::target forward_target(const config::forward_spec& spec, proto::transport_protocol protocol) {
   proto::target dest;
   dest.host = spec.host;

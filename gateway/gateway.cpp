@@ -328,7 +328,7 @@ http_response gateway::list_agents(const token::claims& c) const {
 namespace {
 
 // What the agent is asked: the client's target (or its sealed envelope), who asks, and the
-// client's token policy. A plain function: see the g++ 12 note in mux_session.cpp.
+// client's token policy. A plain function: see the g++ 12 note in transport/mux/mux_internal.hpp.
 transport::open_request forwarded_request(const gateway::client_context& c, const transport::open_request& req) {
   auto r = transport::make_open_request(req.dest, c.id, req.envelope);
   r.groups = c.groups;

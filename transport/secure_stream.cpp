@@ -241,7 +241,7 @@ namespace {
 
 std::string fingerprint_text(const e2e::key& k) { return e2e::fingerprint(k); }
 
-// Built outside the coroutine (see the g++ 12 note in mux_session.cpp).
+// Built outside the coroutine (see the g++ 12 note in transport/mux/mux_internal.hpp).
 open_request hidden_request(std::string agent, std::vector<std::byte> message1) {
   proto::target hidden;
   hidden.protocol = proto::transport_protocol::hidden;

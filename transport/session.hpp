@@ -39,7 +39,7 @@ struct open_request {
   std::string policy;                  // gateway -> agent: the client's token policy (JSON) or ""
 };
 
-// Built by a plain function: see the note on g++ 12 coroutines in mux_session.cpp.
+// Built by a plain function: see the note on g++ 12 coroutines in transport/mux/mux_internal.hpp.
 inline open_request make_open_request(proto::target dest, std::string peer, std::vector<std::byte> envelope = {}) {
   open_request r;
   r.dest = std::move(dest);

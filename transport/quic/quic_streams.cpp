@@ -68,7 +68,7 @@ open_outcome failed_outcome(errc code, std::string message) {
 }
 }  // namespace
 
-// Not a coroutine: see the note on g++ 12 and aggregates in mux_session.cpp.
+// Not a coroutine: see the note on g++ 12 and aggregates in transport/mux/mux_internal.hpp.
 void connection::queue_open(const state_ptr& st, open_request req) {
   proto::open_body body;
   body.window = static_cast<std::uint32_t>(std::min<std::uint64_t>(opts_.stream_window, UINT32_MAX));
