@@ -1,6 +1,7 @@
 // Parsing of the human units used in configs and on command lines: durations ("250ms",
 // "15s", "2m", "1h", "30d") and sizes ("65536", "64KiB", "1MiB", "64k"), plus host:port
-// endpoints ("127.0.0.1:80", "[::1]:443", "example.com:22", ":1080"). Pure functions.
+// endpoints ("127.0.0.1:80", "[::1]:443", "example.com:22", ":1080"), and the edit distance
+// behind "did you mean ...?" on a mistyped key or name. Pure functions.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,9 @@ struct host_port {
 
 // Requires a port (0 allowed when allow_zero). Returns nullopt on any malformed input.
 std::optional<host_port> parse_host_port(std::string_view s, bool allow_zero = true);
+
+// Levenshtein distance (insertions, deletions, substitutions of one byte each).
+std::size_t edit_distance(std::string_view a, std::string_view b);
 
 }  // namespace nl
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using nl::edit_distance;
 using nl::format_duration;
 using nl::parse_duration;
 using nl::parse_host_port;
@@ -119,3 +120,15 @@ TEST_CASE("parse_host_port rejects malformed input", "[units]") {
   }
 }
 
+
+TEST_CASE("edit_distance counts single-byte edits", "[units]") {
+  CHECK(edit_distance("", "") == 0);
+  CHECK(edit_distance("", "abc") == 3);
+  CHECK(edit_distance("abc", "") == 3);
+  CHECK(edit_distance("keepalive", "keepalive") == 0);
+  CHECK(edit_distance("keepalve", "keepalive") == 1);    // deletion
+  CHECK(edit_distance("windoww", "window") == 1);        // insertion
+  CHECK(edit_distance("cidr", "cdir") == 2);             // a swap is two substitutions
+  CHECK(edit_distance("kitten", "sitting") == 3);
+  CHECK(edit_distance("domain", "ports") == edit_distance("ports", "domain"));
+}
