@@ -136,46 +136,6 @@ quic_pair make_pair(asio::io_context& io, quic::quic_options server_opts = fast_
   return p;
 }
 
-struct stream_pair {
-  std::unique_ptr<stream> opener;
-  std::unique_ptr<stream> acceptor;
-  transport::open_request seen;
-};
-
-awaitable<void> open_into(transport::session& s, transport::open_request req, open_outcome& out) {
-  out = co_await s.open(std::move(req), 2s);
-}
-
-awaitable<void> accept_into(transport::session& s, stream_pair& sp) {
-  auto in = co_await s.accept();
-  if (in) {
-    sp.seen = (*in)->request();
-    sp.acceptor = (*in)->accept();
-  }
-}
-
-awaitable<stream_pair> connect_stream(transport::session& opener, transport::session& acceptor,
-                                      transport::open_request req = request_to("example.com", 80)) {
-  stream_pair sp;
-  open_outcome out;
-  co_await when_both(open_into(opener, std::move(req), out), accept_into(acceptor, sp));
-  sp.opener = std::move(out.stream);
-  co_return sp;
-}
-
-// Reads exactly n bytes (or until EOF/error).
-awaitable<std::uint64_t> read_exactly(stream& s, std::uint64_t n) {
-  std::uint64_t got = 0;
-  while (got < n) {
-    auto chunk = co_await s.read();
-    if (!chunk || chunk->empty()) {
-      break;
-    }
-    got += chunk->size();
-  }
-  co_return got;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------

@@ -318,4 +318,49 @@ inline transport::open_request request_to(std::string host, std::uint16_t port, 
   return r;
 }
 
+
+// One stream opened on one session and accepted on the other, with the request as the
+// acceptor saw it.
+struct stream_pair {
+  std::unique_ptr<transport::stream> opener;
+  std::unique_ptr<transport::stream> acceptor;
+  transport::open_request seen;
+};
+
+inline awaitable<void> open_into(session& s, transport::open_request req, transport::open_outcome& out,
+                                 std::chrono::milliseconds t = 2000ms) {
+  out = co_await s.open(std::move(req), t);
+}
+
+inline awaitable<void> accept_into(session& s, stream_pair& sp) {
+  auto in = co_await s.accept();
+  if (in) {
+    sp.seen = (*in)->request();
+    sp.acceptor = (*in)->accept();
+  }
+}
+
+// Opens a stream on `opener` and accepts it on `acceptor`.
+inline awaitable<stream_pair> connect_stream(session& opener, session& acceptor,
+                                             transport::open_request req = request_to("example.com", 80)) {
+  stream_pair sp;
+  transport::open_outcome out;
+  co_await when_both(open_into(opener, std::move(req), out), accept_into(acceptor, sp));
+  sp.opener = std::move(out.stream);
+  co_return sp;
+}
+
+// Reads exactly `n` bytes (several chunks), stopping early on EOF or an error.
+inline awaitable<std::uint64_t> read_exactly(transport::stream& s, std::uint64_t n) {
+  std::uint64_t got = 0;
+  while (got < n) {
+    auto chunk = co_await s.read();
+    if (!chunk || chunk->empty()) {
+      break;
+    }
+    got += chunk->size();
+  }
+  co_return got;
+}
+
 }  // namespace nl::test

@@ -177,7 +177,7 @@ TEST_CASE("stream_count returns to 0 after 2000 open/close cycles", "[mux][resou
         co_await when_both(open_into(*p.a, request_to("example.com", 80), out, 1s), reject());
         REQUIRE(out.error == make_error_code(errc::refused));
       } else {
-        auto sp = co_await connect(*p.a, *p.b);
+        auto sp = co_await connect_stream(*p.a, *p.b);
         REQUIRE(sp.opener);
         max_seen = std::max(max_seen, p.a->stream_count());
         if (i % 3 == 0) {  // reset by the opener
@@ -395,7 +395,7 @@ TEST_CASE("a slow link delays but does not reorder", "[mux]") {
   p.link->from(1).delay = 15ms;
   auto t0 = steady::now();
   auto body = [&]() -> awaitable<void> {
-    auto sp = co_await connect(*p.a, *p.b);
+    auto sp = co_await connect_stream(*p.a, *p.b);
     REQUIRE(sp.opener);
     auto writer = [&]() -> awaitable<void> {
       for (int i = 0; i < 20; ++i) {

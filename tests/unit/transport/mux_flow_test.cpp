@@ -21,7 +21,7 @@ TEST_CASE("flow control: a reader that never reads stops its writer at exactly t
   connected slow(io, ao, bo);
   auto& p = slow.p;
   stream_pair fast;
-  auto open_fast = [&]() -> awaitable<void> { fast = co_await connect(*p.a, *p.b); };
+  auto open_fast = [&]() -> awaitable<void> { fast = co_await connect_stream(*p.a, *p.b); };
   REQUIRE(run_test(io, open_fast));
   REQUIRE(fast.opener);
   auto a_log = record_frames(p.link->from(0));

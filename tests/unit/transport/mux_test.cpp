@@ -60,7 +60,7 @@ TEST_CASE("open, accept and echo", "[mux]") {
   asio::io_context io;
   auto p = make_session_pair(io);
   auto body = [&]() -> awaitable<void> {
-    auto sp = co_await connect(*p.a, *p.b);
+    auto sp = co_await connect_stream(*p.a, *p.b);
     REQUIRE(sp.opener);
     REQUIRE(sp.acceptor);
     CHECK(sp.opener->id() % 2 == 1);  // the initiator's ids are odd
@@ -96,8 +96,8 @@ TEST_CASE("the acceptor side can open streams too (even ids)", "[mux]") {
   asio::io_context io;
   auto p = make_session_pair(io);
   auto body = [&]() -> awaitable<void> {
-    auto first = co_await connect(*p.b, *p.a, request_to("agent.lan", 22));
-    auto second = co_await connect(*p.b, *p.a, request_to("agent.lan", 23));
+    auto first = co_await connect_stream(*p.b, *p.a, request_to("agent.lan", 22));
+    auto second = co_await connect_stream(*p.b, *p.a, request_to("agent.lan", 23));
     REQUIRE(first.opener);
     REQUIRE(second.opener);
     CHECK(first.opener->id() % 2 == 0);
@@ -135,7 +135,7 @@ TEST_CASE("OPEN carries target, peer and envelope intact", "[mux]") {
   }
   auto sent = req;
   auto body = [&]() -> awaitable<void> {
-    auto sp = co_await connect(*p.a, *p.b, req);
+    auto sp = co_await connect_stream(*p.a, *p.b, req);
     REQUIRE(sp.opener);
     CHECK(sp.seen.dest.host == sent.dest.host);
     CHECK(sp.seen.dest.port == sent.dest.port);
