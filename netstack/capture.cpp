@@ -1,32 +1,22 @@
-#include "netstack/capture.hpp"
+// The capture engine (netstack/capture_internal.hpp): lwIP's platform hooks, the NAT that
+// steers every captured TCP flow to lwIP's one listening port, fake-IP DNS, and the
+// packet path in (input) and out (from_lwip). The flows themselves: capture_flows.cpp.
+#include "netstack/capture_internal.hpp"
 
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <random>
-#include <tuple>
-#include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "common/async.hpp"
 #include "common/units.hpp"
-#include "netstack/dns.hpp"
-#include "netstack/nat.hpp"
-#include "netstack/packet.hpp"
-#include "transport/datagram.hpp"
-#include "transport/relay.hpp"
 
 extern "C" {
 #include "lwip/init.h"
 #include "lwip/ip.h"
-#include "lwip/netif.h"
-#include "lwip/pbuf.h"
-#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 }
 
@@ -61,7 +51,6 @@ namespace nl::netstack {
 namespace {
 
 constexpr std::uint16_t listen_port = 7;      // lwIP's one listening port (behind the NAT)
-constexpr auto accept_deadline = std::chrono::seconds(20);  // app must finish its handshake by then
 constexpr std::uint32_t dns_ttl = 10;         // seconds; fake addresses may be recycled later
 
 bool lwip_started = false;
@@ -83,340 +72,12 @@ proto::target make_target(std::string host, std::uint16_t port, proto::transport
   return t;
 }
 
+}  // namespace
+
 std::string flow_text(const flow_key& k, const char* proto_name) {
   return fmt::format("{} {} -> {}", proto_name, host_port{k.src.to_string(), k.sport}.to_string(),
                      host_port{k.dst.to_string(), k.dport}.to_string());
 }
-
-}  // namespace
-
-struct tcp_flow;
-struct udp_flow;
-
-struct capture::impl : std::enable_shared_from_this<capture::impl> {
-  impl(asio::any_io_executor e, capture_options o, open_function op, output_function out)
-      : ex(std::move(e)),
-        opt(std::move(o)),
-        open(std::move(op)),
-        output(std::move(out)),
-        nat(nat_config{opt.lwip_v4, opt.lwip_v4_prefix, opt.lwip_v6, opt.lwip_v6_prefix, opt.max_tcp_flows,
-                       opt.tcp_idle_timeout, opt.nat_linger}),
-        fake(opt.dns_v4, opt.dns_v4_prefix, opt.dns_v6, opt.dns_v6_prefix, 65536),
-        lwip_timer(ex),
-        sweep_timer(ex) {}
-
-  void start();
-  void stop();
-  void input(std::span<std::byte> pkt);
-
-  void tcp_input(std::span<std::byte> pkt, packet_info& info);
-  void udp_input(std::span<std::byte> pkt, packet_info& info);
-  void to_lwip(std::span<std::byte> pkt, packet_info& info, const nat_entry& e);
-  err_t from_lwip(pbuf* p);
-  void emit(std::span<const std::byte> pkt, const gso_request& gso = {}) {
-    ++counters.packets_out;
-    output(pkt, gso);
-  }
-  // Tells the app its connect failed, in the way that matches the agent's answer.
-  void refuse(std::span<const std::byte> syn, errc why);
-  std::optional<proto::target> destination(const ip_address& dst, std::uint16_t port, proto::transport_protocol p);
-  void arm_lwip_timer();
-  void arm_sweep_timer();
-  void finish_tcp(std::uint64_t id, bool linger);
-
-  asio::any_io_executor ex;
-  capture_options opt;
-  open_function open;
-  output_function output;
-  nat_table nat;
-  dns::fake_ip_pool fake;
-  netif nif{};
-  tcp_pcb* listener = nullptr;
-  asio::steady_timer lwip_timer, sweep_timer;
-  std::unordered_map<std::uint64_t, std::shared_ptr<tcp_flow>> tcp;
-  std::unordered_map<flow_key, std::shared_ptr<udp_flow>, flow_key_hash> udp;
-  std::vector<std::byte> outbuf;
-  capture_stats counters;
-  std::tuple<std::size_t, std::size_t, std::size_t> last_logged{};
-  bool stopped = false;
-};
-
-// ---- TCP flows ----
-
-struct tcp_flow : std::enable_shared_from_this<tcp_flow> {
-  enum class state { opening, accepting, open, done };
-
-  tcp_flow(capture::impl& o, std::uint64_t i, flow_key k, proto::target d)
-      : owner(o), id(i), key(k), dest(std::move(d)), rx_ready(o.ex), tx_space(o.ex) {}
-  ~tcp_flow() { release_rx(); }
-
-  capture::impl& owner;
-  std::uint64_t id;
-  flow_key key;
-  proto::target dest;
-  std::vector<std::byte> syn;  // the app's SYN, held until the agent answers
-  state st = state::opening;
-  std::unique_ptr<transport::stream> stream;
-  tcp_pcb* pcb = nullptr;
-  std::deque<pbuf*> rxq;       // from the app, not yet written to the stream
-  bool rx_eof = false;
-  bool dead = false;           // reset by either side
-  async_event rx_ready, tx_space;
-  std::optional<watchdog> accept_watch;
-
-  void release_rx() {
-    for (auto* p : rxq) pbuf_free(p);
-    rxq.clear();
-  }
-
-  void detach() {
-    if (pcb) {
-      tcp_arg(pcb, nullptr);
-      tcp_recv(pcb, nullptr);
-      tcp_sent(pcb, nullptr);
-      tcp_err(pcb, nullptr);
-    }
-  }
-  // RST to the app (not from inside an lwIP callback).
-  void abort_pcb() {
-    if (pcb) {
-      detach();
-      tcp_abort(pcb);
-      pcb = nullptr;
-    }
-  }
-  void kill(errc code, std::string_view why) {
-    if (dead) return;
-    dead = true;
-    abort_pcb();
-    if (stream) stream->reset(code, why);
-    rx_ready.notify();
-    tx_space.notify();
-  }
-
-  awaitable<void> connect() {
-    auto self = shared_from_this();
-    auto keep = owner.shared_from_this();
-    auto out = co_await owner.open(dest);
-    if (owner.stopped || dead) {
-      if (out.stream) out.stream->reset(errc::aborted, "capture stopped");
-      co_return;
-    }
-    if (!out.stream) {
-      auto code = to_wire_code(out.error);
-      spdlog::info("tun: {} ({}): {}{}", flow_text(key, "tcp"), host_port{dest.host, dest.port}.to_string(),
-                   describe(code), out.message.empty() ? "" : ": " + out.message);
-      owner.refuse(syn, code);
-      st = state::done;
-      owner.nat.erase(id);
-      owner.tcp.erase(id);
-      co_return;
-    }
-    stream = std::move(out.stream);
-    st = state::accepting;
-    auto* e = owner.nat.find_id(id);
-    auto parsed = parse(syn);
-    if (!e || !parsed) {
-      kill(errc::aborted, "flow vanished");
-      owner.finish_tcp(id, false);
-      co_return;
-    }
-    // The agent connected: let lwIP answer the SYN. accept() attaches the pcb.
-    std::weak_ptr<tcp_flow> weak = self;
-    accept_watch.emplace(owner.ex, accept_deadline, [weak] {
-      if (auto f = weak.lock(); f && f->st == state::accepting) {
-        f->kill(errc::aborted, "the application did not complete its handshake");
-        f->owner.finish_tcp(f->id, false);
-      }
-    });
-    owner.to_lwip(syn, *parsed, *e);
-    syn.clear();
-    syn.shrink_to_fit();
-  }
-
-  void attach(tcp_pcb* p) {
-    pcb = p;
-    st = state::open;
-    if (accept_watch) accept_watch->cancel();
-    tcp_arg(pcb, this);
-    tcp_nagle_disable(pcb);
-    tcp_recv(pcb, [](void* arg, tcp_pcb* tpcb, pbuf* pb, err_t) -> err_t {
-      auto* f = static_cast<tcp_flow*>(arg);
-      if (!f) {
-        if (pb) {
-          tcp_recved(tpcb, pb->tot_len);
-          pbuf_free(pb);
-        }
-        return ERR_OK;
-      }
-      if (!pb) {
-        f->rx_eof = true;
-      } else if (f->dead) {
-        tcp_recved(tpcb, pb->tot_len);
-        pbuf_free(pb);
-      } else {
-        f->rxq.push_back(pb);
-      }
-      f->rx_ready.notify();
-      return ERR_OK;
-    });
-    tcp_sent(pcb, [](void* arg, tcp_pcb*, u16_t) -> err_t {
-      if (auto* f = static_cast<tcp_flow*>(arg)) f->tx_space.notify();
-      return ERR_OK;
-    });
-    tcp_err(pcb, [](void* arg, err_t err) {
-      auto* f = static_cast<tcp_flow*>(arg);
-      if (!f) return;
-      f->pcb = nullptr;  // lwIP freed it
-      if (!f->dead) {
-        f->dead = true;
-        if (f->stream) f->stream->reset(errc::aborted, err == ERR_RST ? "reset by the application" : "connection aborted");
-        f->rx_ready.notify();
-        f->tx_space.notify();
-      }
-    });
-    asio::co_spawn(owner.ex, run(), asio::detached);
-  }
-
-  awaitable<void> run() {
-    auto self = shared_from_this();
-    auto keep = owner.shared_from_this();
-    co_await when_both(uplink(), downlink());
-    owner.finish_tcp(id, true);
-  }
-
-  void recved(std::size_t n) {
-    while (pcb && n) {
-      auto k = static_cast<u16_t>(std::min<std::size_t>(n, 0xffff));
-      tcp_recved(pcb, k);
-      n -= k;
-    }
-  }
-
-  // app -> stream: data leaves lwIP's window only once the stream took it.
-  awaitable<void> uplink() {
-    for (;;) {
-      while (rxq.empty() && !rx_eof && !dead) {
-        co_await rx_ready.wait();
-      }
-      if (dead) co_return;
-      if (!rxq.empty()) {
-        std::size_t n = 0, count = 0;
-        for (auto* p : rxq) {
-          if (count && n + p->tot_len > 256 * 1024) break;
-          n += p->tot_len;
-          ++count;
-        }
-        auto b = bytes::with_room(n, transport::relay_headroom, transport::relay_tailroom);
-        auto* dst = static_cast<std::byte*>(b.prepare().data());
-        for (std::size_t i = 0; i < count; ++i) {
-          auto* p = rxq.front();
-          rxq.pop_front();
-          pbuf_copy_partial(p, dst, p->tot_len, 0);
-          dst += p->tot_len;
-          pbuf_free(p);
-        }
-        b.commit(n);
-        if (auto ec = co_await stream->write(std::move(b))) {
-          kill(errc::aborted, "stream failed");
-          co_return;
-        }
-        recved(n);
-        continue;
-      }
-      (void)co_await stream->shutdown_send();  // the app half-closed
-      co_return;
-    }
-  }
-
-  // stream -> app: written into lwIP only as its send buffer frees.
-  awaitable<void> downlink() {
-    for (;;) {
-      auto r = co_await stream->read();
-      if (!r) {
-        if (!dead) {
-          spdlog::debug("tun: {}: stream ended: {}{}", flow_text(key, "tcp"), r.error().message(),
-                        stream->error_message().empty() ? "" : ": " + stream->error_message());
-        }
-        kill(errc::aborted, "stream failed");
-        co_return;
-      }
-      if (r->empty()) {
-        if (pcb && !dead) {
-          tcp_shutdown(pcb, 0, 1);
-          tcp_output(pcb);
-        }
-        co_return;
-      }
-      const auto* data = r->data();
-      std::size_t left = r->size();
-      while (left) {
-        if (dead || !pcb) co_return;
-        auto room = tcp_sndbuf(pcb);
-        if (room == 0 || tcp_sndqueuelen(pcb) + 8 >= TCP_SND_QUEUELEN) {
-          tcp_output(pcb);
-          co_await tx_space.wait();
-          continue;
-        }
-        auto n = static_cast<u16_t>(std::min<std::size_t>({left, static_cast<std::size_t>(room), 0xffff}));
-        auto err = tcp_write(pcb, data, n, TCP_WRITE_FLAG_COPY | (left > n ? TCP_WRITE_FLAG_MORE : 0));
-        if (err == ERR_MEM) {
-          // Out of memory with room in the send buffer: nothing may be in flight to wake
-          // us through tcp_sent, so retry after a moment.
-          tcp_output(pcb);
-          co_await sleep_for(std::chrono::milliseconds(10));
-          continue;
-        }
-        if (err != ERR_OK) {
-          kill(errc::aborted, "lwIP refused data");
-          co_return;
-        }
-        data += n;
-        left -= n;
-      }
-      if (pcb) tcp_output(pcb);
-    }
-  }
-};
-
-// ---- UDP flows ----
-
-struct udp_flow : std::enable_shared_from_this<udp_flow> {
-  udp_flow(capture::impl& o, flow_key k, proto::target d) : owner(o), key(k), dest(std::move(d)), dgrams(o.ex) {}
-  capture::impl& owner;
-  flow_key key;
-  proto::target dest;
-  std::vector<std::byte> first;  // the first packet (quoted in an ICMP error if the open fails)
-  transport::datagram_flow dgrams;
-
-  awaitable<void> run() {
-    auto self = shared_from_this();
-    auto keep = owner.shared_from_this();
-    auto out = co_await owner.open(dest);
-    if (!out.stream) {
-      auto code = to_wire_code(out.error);
-      spdlog::info("tun: {} ({}): {}{}", flow_text(key, "udp"), host_port{dest.host, dest.port}.to_string(),
-                   describe(code), out.message.empty() ? "" : ": " + out.message);
-      if (!owner.stopped) owner.refuse(first, code);
-      erase();
-      co_return;
-    }
-    first.clear();
-    first.shrink_to_fit();
-    std::vector<std::byte> buf;
-    co_await dgrams.run(std::move(out.stream), [this, &buf](std::span<const std::byte> d) {
-      buf.resize(d.size() + 64);
-      auto n = build_udp(key.dst, key.dport, key.src, key.sport, d, buf);
-      if (n) owner.emit(std::span(buf.data(), n));
-    }, owner.opt.udp_idle_timeout, nullptr);
-    erase();
-  }
-  void erase() {
-    if (auto it = owner.udp.find(key); it != owner.udp.end() && it->second.get() == this) {
-      owner.udp.erase(it);
-    }
-  }
-};
 
 // ---- the engine ----
 
