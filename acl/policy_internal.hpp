@@ -1,10 +1,11 @@
-// Internal to acl/: what policy.cpp (parsing and building rules), policy_text.cpp
-// (readable forms, JSON) and policy_match.cpp (evaluation) share. Not installed, not
-// included outside acl/.
+// Internal to acl/: what policy.cpp (parsing values), policy_rules.cpp (building rules),
+// policy_text.cpp (readable forms, JSON) and policy_match.cpp (evaluation) share. Not
+// installed, not included outside acl/.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,18 @@ namespace nl::acl::detail {
 inline constexpr std::uint16_t minutes_per_day = 24 * 60;
 inline constexpr std::uint8_t all_days = 0x7f;
 inline constexpr std::array<std::string_view, 7> day_names{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+// Blanks and tabs removed at both ends.
+std::string_view trim(std::string_view s);
+
+// ASCII lower case.
+std::string lower(std::string_view s);
+
+// "8", "08", "8:30", "08:30", "24:00" -> minutes since midnight; nullopt otherwise.
+std::optional<unsigned> parse_clock(std::string_view s);
+
+// The tz database's closest zone name to a mistyped `tz`, or "" when none is close.
+std::string zone_suggestion(std::string_view tz);
 
 // Lower-case, one trailing dot removed: the form names are compared in.
 std::string normalize_name(std::string_view name);
