@@ -31,6 +31,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nltest  # noqa: E402
+import targets  # noqa: E402
 from nltest import Proc, wait_until  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -299,22 +300,22 @@ backoff_max: {backoff_max}
         return s
 
     def echo_server(self):
-        return self._srv(nltest.EchoServer())
+        return self._srv(targets.EchoServer())
 
     def hash_server(self):
-        return self._srv(nltest.HashServer())
+        return self._srv(targets.HashServer())
 
     def banner_server(self):
-        return self._srv(nltest.BannerServer())
+        return self._srv(targets.BannerServer())
 
     def source_server(self):
-        return self._srv(nltest.SourceServer())
+        return self._srv(targets.SourceServer())
 
     def slow_sink(self, **kw):
-        return self._srv(nltest.SlowSink(**kw))
+        return self._srv(targets.SlowSink(**kw))
 
     def http_server(self):
-        return self._srv(nltest.HttpServer())
+        return self._srv(targets.HttpServer())
 
     # -- teardown ---------------------------------------------------------------------------
     def cleanup(self) -> list[str]:
