@@ -181,20 +181,34 @@ inline awaitable<error_code> write_pattern(transport::stream& s, std::uint32_t s
   co_return error_code{};
 }
 
+// A stream read to its end as text: `eof` when it ended cleanly, else the read error.
+struct text_result {
+  std::string text;
+  bool eof = false;
+  error_code error;
+};
+
+inline awaitable<text_result> read_text_full(transport::stream& s) {
+  text_result r;
+  for (;;) {
+    auto chunk = co_await s.read();
+    if (!chunk) {
+      r.error = chunk.error();
+      co_return r;
+    }
+    if (chunk->empty()) {
+      r.eof = true;
+      co_return r;
+    }
+    r.text += to_string(*chunk);
+  }
+}
+
 // Everything until EOF as text; a reset leaves its code in `err` (and the text so far).
 inline awaitable<std::string> read_stream_to_eof(transport::stream& s, error_code& err) {
-  std::string out;
-  for (;;) {
-    auto r = co_await s.read();
-    if (!r) {
-      err = r.error();
-      co_return out;
-    }
-    if (r->empty()) {
-      co_return out;
-    }
-    out += to_string(*r);
-  }
+  auto r = co_await read_text_full(s);
+  err = r.error;
+  co_return std::move(r.text);
 }
 
 struct read_all_result {
@@ -232,14 +246,8 @@ inline awaitable<read_all_result> read_all(transport::stream& s, std::optional<s
 
 // Reads until EOF/error and returns the text.
 inline awaitable<std::string> read_text(transport::stream& s) {
-  std::string out;
-  for (;;) {
-    auto chunk = co_await s.read();
-    if (!chunk || chunk->empty()) {
-      co_return out;
-    }
-    out += to_string(*chunk);
-  }
+  auto r = co_await read_text_full(s);
+  co_return std::move(r.text);
 }
 
 // ---- frames on the wire ----

@@ -1,6 +1,6 @@
 // Helpers shared by the multiplexer tests (mux_test.cpp, mux_flow_test.cpp,
 // mux_close_test.cpp) on top of harness.hpp: a pair with one stream already accepted,
-// reading a stream as text to its end, and the session checks the tests repeat.
+// and the session checks the tests repeat.
 #pragma once
 
 #include "transport/mux/mux_session.hpp"
@@ -23,28 +23,6 @@ using transport::incoming_stream;
 using transport::open_outcome;
 using transport::open_request;
 using transport::stream;
-
-struct text_result {
-  std::string text;
-  bool eof = false;
-  error_code error;
-};
-
-inline awaitable<text_result> read_text_full(stream& s) {
-  text_result r;
-  for (;;) {
-    auto chunk = co_await s.read();
-    if (!chunk) {
-      r.error = chunk.error();
-      co_return r;
-    }
-    if (chunk->empty()) {
-      r.eof = true;
-      co_return r;
-    }
-    r.text += to_string(*chunk);
-  }
-}
 
 template <class T>
 inline void rethrow_if_failed(const std::shared_ptr<task_state<T>>& t) {
