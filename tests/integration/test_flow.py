@@ -65,6 +65,13 @@ def rss_all(procs) -> dict:
     return {p.name: p.rss_kib() for p in procs}
 
 
+def assert_rss_all_below(mem0: dict, mem1: dict) -> None:
+    """Each process grew by less than MEM_GROWTH_KIB between the two rss_all() samples."""
+    for name in mem0:
+        assert_rss_growth_below(mem1[name] - mem0[name], MEM_GROWTH_KIB,
+                                f"{name} RSS grew {mem0[name]} -> {mem1[name]} KiB")
+
+
 def wait_stalled(counter, what: str, timeout: float = 20.0, quiet: float = 0.5):
     """Waits until counter() stops moving for `quiet` seconds (the stream's windows and
     socket buffers are full)."""
@@ -131,9 +138,7 @@ def test_slow_upload_does_not_stall_fast_upload(nl):
     assert fast <= base / MIN_FRACTION, (
         f"bulk upload beside a stalled stream took {fast:.2f}s vs {base:.2f}s alone "
         f"(< {MIN_FRACTION:.0%} of the baseline rate)")
-    for name in mem0:
-        assert_rss_growth_below(mem1[name] - mem0[name], MEM_GROWTH_KIB,
-                                f"{name} RSS grew {mem0[name]} -> {mem1[name]} KiB")
+    assert_rss_all_below(mem0, mem1)
 
     # the slow stream is intact: let the sink read at full speed, then compare every byte
     stop.set()
@@ -193,9 +198,7 @@ def test_slow_download_does_not_stall_fast_download(nl):
     assert fast <= base / MIN_FRACTION, (
         f"bulk download beside a stalled stream took {fast:.2f}s vs {base:.2f}s alone "
         f"(< {MIN_FRACTION:.0%} of the baseline rate)")
-    for name in mem0:
-        assert_rss_growth_below(mem1[name] - mem0[name], MEM_GROWTH_KIB,
-                                f"{name} RSS grew {mem0[name]} -> {mem1[name]} KiB")
+    assert_rss_all_below(mem0, mem1)
 
     # the slow stream is still alive and in order: read 8 MiB more at full speed
     more = recv_exact(slow, 8 * 1024 * 1024, timeout=30)
