@@ -7,6 +7,7 @@
 
 #include "transport/mux/mux_session.hpp"
 
+#include "transport/accept_queue.hpp"
 #include "transport/chunk_queue.hpp"
 #include "transport/incoming_adapter.hpp"
 
@@ -160,12 +161,12 @@ private:
   mux_options opts_;
   asio::any_io_executor ex_;
   std::unordered_map<std::uint32_t, state_ptr> streams_;
-  std::deque<std::pair<state_ptr, open_request>> accept_q_;
+  accept_queue<stream_state> accept_q_;
   std::uint32_t next_id_;
   std::uint32_t highest_peer_id_ = 0;
   std::vector<std::byte> control_;  // encoded control frames waiting for the writer
   std::deque<out_item> data_q_;
-  async_event writer_ev_, accept_ev_, closed_ev_, hello_ev_;
+  async_event writer_ev_, closed_ev_, hello_ev_;
   asio::steady_timer ka_timer_;
   clock::time_point last_rx_;
   std::optional<proto::hello_body> hello_;

@@ -53,9 +53,8 @@ void mux_session_impl::finish(bool remote, goaway_code code, std::string message
     }
     st->ev.notify();
   }
-  accept_q_.clear();
+  accept_q_.close();
   ka_timer_.cancel();
-  accept_ev_.notify();
   hello_ev_.notify();
   writer_ev_.notify();
 }
@@ -127,10 +126,7 @@ void mux_session_impl::on_frame(const proto::frame_view& f) {
       st->tx_credit = b->window;
       st->peer_window = b->window;
       streams_.emplace(id, st);
-      accept_q_.emplace_back(st, make_open_request(std::move(b->dest), std::move(b->peer), std::move(b->envelope)));
-      accept_q_.back().second.groups = std::move(b->groups);
-      accept_q_.back().second.policy = std::move(b->policy);
-      accept_ev_.notify();
+      accept_q_.push(st, std::move(*b));
       return;
     }
     case frame_type::open_result: {

@@ -11,9 +11,9 @@ mux_session_impl::mux_session_impl(std::unique_ptr<message_channel> ch, mux_opti
     : ch_(std::move(ch)),
       opts_(std::move(o)),
       ex_(ch_->executor()),
+      accept_q_(ex_),
       next_id_(opts_.initiator ? 1 : 2),
       writer_ev_(ex_),
-      accept_ev_(ex_),
       closed_ev_(ex_),
       hello_ev_(ex_),
       ka_timer_(ex_),
@@ -89,15 +89,11 @@ awaitable<open_answer> mux_session_impl::wait_answer(state_ptr st) {
 
 awaitable<result<std::unique_ptr<incoming_stream>>> mux_session_impl::accept() {
   auto self = shared_from_this();
-  while (accept_q_.empty() && !closed_) {
-    co_await accept_ev_.wait();
-  }
-  if (accept_q_.empty()) {
+  auto next = co_await accept_q_.next(closed_);
+  if (!next) {
     co_return fail(errc::session_closed);
   }
-  auto [st, req] = std::move(accept_q_.front());
-  accept_q_.pop_front();
-  co_return std::make_unique<mux_incoming>(self, std::move(st), std::move(req));
+  co_return std::make_unique<mux_incoming>(self, std::move(next->first), std::move(next->second));
 }
 
 void mux_session_impl::drain(goaway_code code, std::string message) {

@@ -49,7 +49,7 @@ connection::connection(asio::any_io_executor ex, bool server, quic_options opts,
       server_(server),
       opts_(std::move(opts)),
       host_(std::move(host)),
-      accept_ev_(ex_),
+      accept_q_(ex_),
       closed_ev_(ex_),
       state_ev_(ex_),
       streams_ev_(ex_),
@@ -644,8 +644,7 @@ void connection::finish(bool remote, goaway_code code, std::string message) {
     }
     st->ev.notify();
   }
-  accept_q_.clear();
-  accept_ev_.notify();
+  accept_q_.close();
   state_ev_.notify();
   streams_ev_.notify();
 }

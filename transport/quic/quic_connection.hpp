@@ -24,6 +24,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include "common/async.hpp"
+#include "transport/accept_queue.hpp"
 #include "transport/quic/quic_session.hpp"
 #include "transport/quic/quic_tls.hpp"
 #include "transport/quic/udp_io.hpp"
@@ -178,8 +179,8 @@ private:
   state_ptr ctl_;
   std::deque<state_ptr> send_q_;
   std::vector<shutdown_req> shutdowns_;  // ngtcp2 calls deferred out of callbacks
-  std::deque<std::pair<state_ptr, open_request>> accept_q_;
-  async_event accept_ev_, closed_ev_, state_ev_, streams_ev_;
+  accept_queue<stream_state> accept_q_;
+  async_event closed_ev_, state_ev_, streams_ev_;
   asio::steady_timer timer_;
   ngtcp2_tstamp armed_ = UINT64_MAX;
   std::size_t max_payload_ = 1200;                        // largest datagram to this peer

@@ -221,10 +221,7 @@ bool connection::on_first_frame(const state_ptr& st) {
       return false;
     }
     st->ph = stream_state::phase::pending;
-    accept_q_.emplace_back(st, make_open_request(std::move(b->dest), std::move(b->peer), std::move(b->envelope)));
-    accept_q_.back().second.groups = std::move(b->groups);
-    accept_q_.back().second.policy = std::move(b->policy);
-    accept_ev_.notify();
+    accept_q_.push(st, std::move(*b));
     return true;
   }
   st->answer_wd.reset();
@@ -374,7 +371,7 @@ int connection::on_stream_reset(std::int64_t id, std::uint64_t code) {
     } else if (st->ph == stream_state::phase::pending) {
       // Still in the accept queue: drop it there (the application never sees it).
       reset_stream(st, errc_from_wire(code), {}, false);
-      std::erase_if(accept_q_, [&](const auto& e) { return e.first == st; });
+      accept_q_.drop(st);
     } else {
       reset_stream(st, errc_from_wire(code), {}, false);
     }

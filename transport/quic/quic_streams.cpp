@@ -180,15 +180,11 @@ awaitable<open_answer> connection::wait_answer(state_ptr st) {
 
 awaitable<result<std::unique_ptr<incoming_stream>>> connection::accept() {
   auto self = shared_from_this();
-  while (accept_q_.empty() && !closed_) {
-    co_await accept_ev_.wait();
-  }
-  if (accept_q_.empty()) {
+  auto next = co_await accept_q_.next(closed_);
+  if (!next) {
     co_return fail(errc::session_closed);
   }
-  auto [st, req] = std::move(accept_q_.front());
-  accept_q_.pop_front();
-  co_return std::make_unique<quic_incoming>(self, std::move(st), std::move(req));
+  co_return std::make_unique<quic_incoming>(self, std::move(next->first), std::move(next->second));
 }
 
 void connection::drain(goaway_code code, std::string message) {
