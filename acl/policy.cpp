@@ -218,7 +218,6 @@ const date::time_zone* detail::find_zone(std::string_view tz) {
 // ---------------------------------------------------------------------------------------
 // Parse helpers.
 
-
 ip::address unmap(const ip::address& a) {
   if (a.is_v6() && a.to_v6().is_v4_mapped()) {
     return ip::make_address_v4(ip::v4_mapped, a.to_v6());
@@ -452,6 +451,5 @@ std::optional<std::string> normalize_client(std::string_view s) {
   }
   return std::string(s);
 }
-
 
 }  // namespace nl::acl

@@ -169,7 +169,6 @@ finding check_gateway(const gateway_config& c, bool complete) {
   return check_log_level(c.log_level);
 }
 
-
 finding check_agent(const agent_config& c, bool complete) {
   if (auto f = check_peer(c.peer, complete)) {
     return f;

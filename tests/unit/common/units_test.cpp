@@ -120,7 +120,6 @@ TEST_CASE("parse_host_port rejects malformed input", "[units]") {
   }
 }
 
-
 TEST_CASE("edit_distance counts single-byte edits", "[units]") {
   CHECK(edit_distance("", "") == 0);
   CHECK(edit_distance("", "abc") == 3);

@@ -326,7 +326,6 @@ inline transport::open_request request_to(std::string host, std::uint16_t port, 
   return r;
 }
 
-
 // One stream opened on one session and accepted on the other, with the request as the
 // acceptor saw it.
 struct stream_pair {
