@@ -12,6 +12,7 @@
 #include "transport/quic/link_quic.hpp"
 
 #include "transport/datagram.hpp"
+#include "transport/first_reply.hpp"
 #include "transport/relay.hpp"
 #include "transport/secure_stream.hpp"
 
@@ -297,7 +298,11 @@ awaitable<std::optional<agent::tcp_tunnel>> agent::setup(std::unique_ptr<transpo
       in->reject(code, msg);
     }
   };
-  auto accept = [&] { return sec ? transport::accept_secure(*in, *sec) : in->accept(); };
+  // A plain stream that brought early data is answered with its first reply (one message
+  // instead of two on the way back; see transport/first_reply.hpp).
+  auto accept = [&] {
+    return sec ? transport::accept_secure(*in, *sec) : transport::accept_with_first_reply(*in, io_.get_executor());
+  };
   asker who;
   who.client = client_name(req.peer);
   who.groups = req.groups;

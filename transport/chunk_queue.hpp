@@ -19,6 +19,14 @@ class chunk_queue {
 public:
   bool empty() const noexcept { return head_ == items_.size(); }
   std::size_t size() const noexcept { return items_.size() - head_; }
+  // Bytes held, summed over the chunks.
+  std::size_t byte_count() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = head_; i < items_.size(); ++i) {
+      n += items_[i].size();
+    }
+    return n;
+  }
   void push_back(bytes b) { items_.push_back(std::move(b)); }
   template <class... Args>
   bytes& emplace_back(Args&&... args) {

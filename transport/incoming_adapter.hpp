@@ -100,6 +100,7 @@ public:
     done_ = true;
     return std::make_unique<deferred_adapter<Session, State, Stream>>(s_, st_);
   }
+  std::size_t early_bytes() const noexcept override { return st_->rx.byte_count(); }
 
 private:
   std::shared_ptr<Session> s_;

@@ -113,6 +113,8 @@ public:
   virtual void reject(errc code, std::string message, std::vector<std::byte> envelope) = 0;
   // The stream now, answered later through deferred_stream::answer().
   virtual std::unique_ptr<deferred_stream> defer() = 0;
+  // Bytes of early data (sent behind the OPEN, before our answer) received so far.
+  virtual std::size_t early_bytes() const noexcept = 0;
   std::unique_ptr<stream> accept() { return accept({}); }
   void reject(errc code, std::string message) { reject(code, std::move(message), {}); }
 };
