@@ -20,12 +20,6 @@ using transport::opening_stream;
 
 namespace {
 
-mux_options early() {
-  mux_options o;
-  o.early_data = true;
-  return o;
-}
-
 bool no_streams(const session_pair& p) { return p.a->stream_count() == 0 && p.b->stream_count() == 0; }
 
 awaitable<std::unique_ptr<deferred_stream>> take_deferred(session& s) {

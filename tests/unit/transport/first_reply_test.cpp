@@ -13,16 +13,9 @@ using namespace nl;
 using namespace nl::test;
 using namespace std::chrono_literals;
 using transport::incoming_stream;
-using transport::open_answer;
 using transport::opening_stream;
 
 namespace {
-
-mux_options early() {
-  mux_options o;
-  o.early_data = true;
-  return o;
-}
 
 // a opens with `first` as early data; b takes the OPEN once the early data has arrived.
 struct early_open {

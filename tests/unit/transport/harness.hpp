@@ -48,6 +48,13 @@ inline proto::hello_body test_hello() {
   return h;
 }
 
+// Options of a session that takes early data (WebSocket sub-protocol nl.2).
+inline mux_options early() {
+  mux_options o;
+  o.early_data = true;
+  return o;
+}
+
 inline session_pair make_session_pair(asio::io_context& io, mux_options a_opts = {}, mux_options b_opts = {}) {
   auto ch = make_channel_pair(io);
   a_opts.initiator = true;
