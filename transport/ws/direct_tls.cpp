@@ -99,6 +99,14 @@ direct_tls_stream::state::~state() {
   if (ssl != nullptr) SSL_free(ssl);
 }
 
+void set_cipher_preference(asio::ssl::context& ctx, bool server) {
+  SSL_CTX_set_ciphersuites(ctx.native_handle(),
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+  if (server) {
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+  }
+}
+
 direct_tls_stream::direct_tls_stream(boost::beast::tcp_stream next, asio::ssl::context& ctx)
     : s_(std::make_shared<state>(next.release_socket())) {
   s_->ssl = SSL_new(ctx.native_handle());

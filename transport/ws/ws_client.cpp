@@ -116,6 +116,7 @@ auto connect_then(const dial_options& o, Then then) -> decltype(then(std::declva
   ssl::context ctx(ssl::context::tls_client);
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  set_cipher_preference(ctx, false);
   if (o.insecure) {
     ctx.set_verify_mode(ssl::verify_none);
   } else {

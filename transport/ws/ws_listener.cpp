@@ -64,6 +64,7 @@ public:
     if (tls_) {
       ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+      set_cipher_preference(ctx_, true);
       ctx_.use_certificate_chain_file(opts_.cert_file, ec);
       if (ec) {
         return "cannot load certificate " + opts_.cert_file + ": " + ec.message();

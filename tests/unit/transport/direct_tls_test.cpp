@@ -316,4 +316,29 @@ TEST_CASE("direct_tls_stream under Beast WebSocket: messages of every size and t
   }, 10'000ms));
 }
 
+TEST_CASE("set_cipher_preference: AES-128-GCM by the server's order, ChaCha20 for a client that asks first",
+          "[direct_tls]") {
+  using transport::ws::set_cipher_preference;
+  auto suite_of = [](ssl::context& sctx, ssl::context& cctx) {
+    asio::io_context io;
+    std::string name;
+    REQUIRE(run_test(io, [&]() -> awaitable<void> {
+      auto t = co_await handshaken(sctx, cctx);
+      name = SSL_CIPHER_get_name(SSL_get_current_cipher(t.client.native_handle()));
+    }));
+    return name;
+  };
+  auto sctx = server_ctx();
+  set_cipher_preference(sctx, true);
+  auto plain = client_ctx(true);  // OpenSSL's default order: AES-256-GCM first
+  CHECK(suite_of(sctx, plain) == "TLS_AES_128_GCM_SHA256");
+  auto ours = client_ctx(true);
+  set_cipher_preference(ours, false);
+  auto untuned = server_ctx();
+  CHECK(suite_of(untuned, ours) == "TLS_AES_128_GCM_SHA256");  // a server that takes the client's order
+  auto chacha_first = client_ctx(true);
+  SSL_CTX_set_ciphersuites(chacha_first.native_handle(), "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
+  CHECK(suite_of(sctx, chacha_first) == "TLS_CHACHA20_POLY1305_SHA256");
+}
+
 }  // namespace nl::test
