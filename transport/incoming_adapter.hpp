@@ -38,6 +38,19 @@ private:
   Stream s_;
 };
 
+// A stream of a session that has ended: reset with errc::session_closed and the session's
+// reason unless it was reset already, its unread data dropped, its waiters woken.
+template <class State>
+void fail_with_session(State& st, const std::string& why) {
+  if (!st.reset) {
+    st.reset = true;
+    st.error = make_error_code(errc::session_closed);
+    st.message = why;
+    st.rx.clear();
+  }
+  st.ev.notify();
+}
+
 template <class Session, class State, class Stream>
 class deferred_adapter final : public stream_wrapper<deferred_stream, Stream> {
 public:

@@ -45,13 +45,7 @@ void mux_session_impl::finish(bool remote, goaway_code code, std::string message
   streams_.clear();
   for (auto& [id, st] : streams) {
     st->in_map = false;
-    if (!st->reset) {
-      st->reset = true;
-      st->error = make_error_code(errc::session_closed);
-      st->message = close_info_.message;
-      st->rx.clear();
-    }
-    st->ev.notify();
+    fail_with_session(*st, close_info_.message);
   }
   accept_q_.close();
   ka_timer_.cancel();

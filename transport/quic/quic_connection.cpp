@@ -1,5 +1,6 @@
 #include "transport/quic/quic_connection.hpp"
 
+#include "transport/incoming_adapter.hpp"
 #include "transport/quic/quic_internal.hpp"
 
 #include <algorithm>
@@ -636,13 +637,7 @@ void connection::finish(bool remote, goaway_code code, std::string message) {
     close_info_.message = std::move(message);
   }
   for (auto& [id, st] : streams_) {
-    if (!st->reset) {
-      st->reset = true;
-      st->error = make_error_code(errc::session_closed);
-      st->message = close_info_.message;
-      st->rx.clear();
-    }
-    st->ev.notify();
+    fail_with_session(*st, close_info_.message);
   }
   accept_q_.close();
   state_ev_.notify();

@@ -195,20 +195,37 @@ struct text_result {
   error_code error;
 };
 
-inline awaitable<text_result> read_text_full(transport::stream& s) {
-  text_result r;
+// How a stream read to its end ended: `eof` when cleanly, else the read error.
+struct stream_end {
+  bool eof = false;
+  error_code error;
+};
+
+// Reads until EOF or error, handing each chunk to `on_chunk` (which outlives the call).
+template <class F>
+awaitable<stream_end> read_chunks(transport::stream& s, F& on_chunk) {
+  stream_end e;
   for (;;) {
     auto chunk = co_await s.read();
     if (!chunk) {
-      r.error = chunk.error();
-      co_return r;
+      e.error = chunk.error();
+      co_return e;
     }
     if (chunk->empty()) {
-      r.eof = true;
-      co_return r;
+      e.eof = true;
+      co_return e;
     }
-    r.text += to_string(*chunk);
+    on_chunk(*chunk);
   }
+}
+
+inline awaitable<text_result> read_text_full(transport::stream& s) {
+  text_result r;
+  auto add = [&r](const bytes& b) { r.text += to_string(b); };
+  auto end = co_await read_chunks(s, add);
+  r.eof = end.eof;
+  r.error = end.error;
+  co_return r;
 }
 
 // Everything until EOF as text; a reset leaves its code in `err` (and the text so far).
@@ -228,27 +245,22 @@ struct read_all_result {
 
 inline awaitable<read_all_result> read_all(transport::stream& s, std::optional<std::uint32_t> seed = {}) {
   read_all_result r;
-  for (;;) {
-    auto chunk = co_await s.read();
-    if (!chunk) {
-      r.error = chunk.error();
-      co_return r;
-    }
-    if (chunk->empty()) {
-      r.eof = true;
-      co_return r;
-    }
+  auto check = [&r, &seed](const bytes& b) {
     if (seed) {
-      auto* p = reinterpret_cast<const std::uint8_t*>(chunk->data());
-      for (std::size_t i = 0; i < chunk->size(); ++i) {
+      auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
+      for (std::size_t i = 0; i < b.size(); ++i) {
         if (p[i] != pattern_byte(*seed, r.total + i)) {
           r.intact = false;
         }
       }
     }
-    r.total += chunk->size();
+    r.total += b.size();
     ++r.chunks;
-  }
+  };
+  auto end = co_await read_chunks(s, check);
+  r.eof = end.eof;
+  r.error = end.error;
+  co_return r;
 }
 
 // Reads until EOF/error and returns the text.
