@@ -19,12 +19,11 @@ namespace {
 
 // a opens with `first` as early data; b takes the OPEN once the early data has arrived.
 struct early_open {
-  asio::io_context& io;
   session_pair p;
   std::unique_ptr<opening_stream> opener;
   std::unique_ptr<incoming_stream> in;
 
-  early_open(asio::io_context& i, std::string first) : io(i), p(make_session_pair(i, early(), early())) {
+  early_open(asio::io_context& io, std::string first) : p(make_session_pair(io, early(), early())) {
     auto body = [this, &first]() -> awaitable<void> {
       auto out = co_await p.a->open_early(request_to("example.com", 80), 2s);
       REQUIRE(out.stream);
