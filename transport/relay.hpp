@@ -13,15 +13,15 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "proto/frame.hpp"
 #include "transport/session.hpp"
 
 namespace nl::transport {
 
-// A full chunk, once framed (WebSocket header up to 14 bytes, mux header 12, and an
-// end-to-end record's 20 when sealed), still fits in 64 KiB. It then goes out as four TLS
-// records instead of four full ones and a fifth of ~30 bytes, which cost a send, a record
-// to open and a short read at every hop (measured: +14 to +21 % bulk, docs/performance.md).
+// A full chunk with its mux header (and an end-to-end record's overhead when sealed) fits
+// one WebSocket frame (ws::frame_payload, checked in ws_channel.hpp), i.e. four TLS
+// records. A 64 KiB chunk spilled 28 bytes into a second frame and a fifth record: a send,
+// a record to open and a short read more per chunk at every hop (bulk +12 to +21 % without
+// them, docs/performance.md).
 inline constexpr std::size_t relay_chunk = 64 * 1024 - 64;
 // A socket read starts with a small buffer and switches to relay_chunk once a read fills
 // it (bulk), back when reads are small again: interactive and idle streams then never
@@ -31,8 +31,6 @@ inline constexpr std::size_t relay_small_chunk = 4 * 1024;
 // seal the chunk in place (record header before, tag after: e2e::record_overhead).
 inline constexpr std::size_t relay_headroom = 16;
 inline constexpr std::size_t relay_tailroom = 16;
-// The sizing rule of relay_chunk: 14 is the largest WebSocket header for it (masked).
-static_assert(relay_chunk + relay_headroom + relay_tailroom + proto::frame_header_size + 14 <= 64 * 1024);
 
 struct relay_stats {
   std::uint64_t to_stream = 0;    // bytes read from the socket / first stream
