@@ -94,7 +94,8 @@ public:
       co_return make_error_code(errc::stream_closed);
     }
     while (!data.empty()) {
-      auto n = std::min(data.size(), e2e::max_record_plaintext);
+      // Records of at most a relay chunk: sealed, each still fits one DATA frame.
+      auto n = std::min(data.size(), relay_chunk);
       bytes rec;
       if (n == data.size() && data.headroom() >= e2e::record_header_size &&
           data.tailroom() >= e2e::record_tag_size) {

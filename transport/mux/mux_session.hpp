@@ -24,16 +24,20 @@
 
 namespace nl::transport {
 
+// Largest DATA payload by default: a relay chunk sealed end to end (relay_chunk + 20
+// bytes) fits, so such a chunk is never split (a copy on each side); and with its 12-byte
+// header it fits one WebSocket frame (ws::frame_payload), i.e. four full TLS records.
+// Both are checked in ws_channel.hpp.
+inline constexpr std::size_t default_max_chunk = 64 * 1024 - 32;
+
 struct mux_options {
   bool initiator = true;                                  // dialed the connection: odd stream ids
   std::chrono::milliseconds keepalive{10'000};            // PING after this long
   std::chrono::milliseconds keepalive_timeout{30'000};    // dead after this much silence
   std::uint32_t window = 2 * 1024 * 1024;                  // our receive window per stream
   std::uint32_t max_streams = 4096;                       // concurrent streams we accept
-  // Largest DATA frame we send: a relay chunk (64 KiB) plus room for an end-to-end record's
-  // header and tag, so that a sealed chunk travels as one frame (not 64 KiB + 20 bytes,
-  // which costs a copy on each side).
-  std::size_t max_chunk = 64 * 1024 + 64;
+  // Largest DATA payload we send (default_max_chunk).
+  std::size_t max_chunk = default_max_chunk;
   // Both ends speak nl.2: an opener may send proto::early_window bytes (and FIN) before the
   // acceptor's answer (session::open_early). Off, such data is a protocol error.
   bool early_data = false;

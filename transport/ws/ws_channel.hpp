@@ -12,6 +12,7 @@
 
 #include "proto/frame.hpp"
 #include "transport/mux/channel.hpp"
+#include "transport/mux/mux_session.hpp"
 #include "transport/relay.hpp"
 #include "transport/ws/direct_tls.hpp"
 #include "transport/ws/subprotocol.hpp"
@@ -34,8 +35,10 @@ inline constexpr std::size_t max_message = 1024 * 1024;
 // is tiny and three quarters of the bytes are never copied. (Beast's default 4 KiB frames
 // cost 2.4x the CPU of large ones.)
 inline constexpr std::size_t frame_payload = 4 * direct_tls_stream::record - 16;
-// A full relay chunk, framed and possibly sealed end to end, must fit one frame.
-static_assert(relay_chunk + relay_headroom + relay_tailroom + proto::frame_header_size <= frame_payload);
+// A full relay chunk, possibly sealed end to end, is one DATA frame, and a full DATA frame
+// is one WebSocket frame.
+static_assert(relay_chunk + relay_headroom + relay_tailroom <= default_max_chunk);
+static_assert(default_max_chunk + proto::frame_header_size <= frame_payload);
 
 // Per-connection WebSocket settings that matter for throughput.
 template <class Ws>

@@ -74,7 +74,7 @@ TEST_CASE("flow control: a reader that never reads stops its writer at exactly t
 TEST_CASE("flow control: a window that is not a multiple of max_chunk is used in full", "[mux][flow]") {
   // The brief: a non-reading peer lets the writer send exactly `window` bytes.
   asio::io_context io;
-  constexpr std::uint32_t window = 100 * 1024;  // default max_chunk is 64 KiB
+  constexpr std::uint32_t window = 100 * 1024;  // default max_chunk is just under 64 KiB
   mux_options bo;
   bo.window = window;
   connected c(io, {}, bo);
