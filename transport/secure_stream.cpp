@@ -11,6 +11,7 @@ namespace {
 
 static_assert(relay_headroom >= e2e::record_header_size && relay_tailroom >= e2e::record_tag_size,
               "the relay must leave room to seal its chunks in place");
+static_assert(relay_chunk <= e2e::max_record_plaintext, "a relay chunk must fit one e2e record");
 
 class secure_stream final : public stream {
 public:

@@ -25,10 +25,10 @@
 namespace nl::transport {
 
 // Wraps `inner` (an open stream whose handshake gave `keys`). Writes are sealed into
-// records of up to e2e::max_record_plaintext bytes (in place when the buffer has room
-// around it, see relay_headroom); reads verify and decrypt; shutdown_send() sends the
-// authenticated final record. Any integrity failure resets the stream with
-// errc::e2e_failed and a message saying what was wrong.
+// records of up to relay_chunk bytes, so a sealed record fits one DATA frame (in place
+// when the buffer has room around it, see relay_headroom); reads verify and decrypt;
+// shutdown_send() sends the authenticated final record. Any integrity failure resets the
+// stream with errc::e2e_failed and a message saying what was wrong.
 std::unique_ptr<stream> make_secure_stream(std::unique_ptr<stream> inner, const e2e::traffic_keys& keys);
 
 struct e2e_peer {
