@@ -250,13 +250,6 @@ open_request hidden_request(std::string agent, std::vector<std::byte> message1) 
   return make_open_request(std::move(hidden), std::move(agent), std::move(message1));
 }
 
-open_outcome failed_outcome(errc code, std::string message) {
-  open_outcome out;
-  out.error = make_error_code(code);
-  out.message = std::move(message);
-  return out;
-}
-
 }  // namespace
 
 awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::target& dest, const e2e_peer& pin,
@@ -266,7 +259,7 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
   try {
     hs.emplace(e2e::initiator::start(pin.public_key, pin.psk, proto::encode_e2e_request(dest), message1));
   } catch (const std::invalid_argument& e) {  // a low-order pinned key, an oversized target
-    co_return failed_outcome(errc::e2e_failed, "cannot start the end-to-end handshake with agent '" + agent +
+    co_return open_outcome::failed(errc::e2e_failed, "cannot start the end-to-end handshake with agent '" + agent +
                                                    "': " + e.what());
   }
   auto out = co_await s.open(hidden_request(agent, std::move(message1)), timeout);
@@ -275,7 +268,7 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
     // agent that cannot do e2e. Never fall back to plaintext.
     if (out.stream) {
       out.stream->reset(errc::e2e_failed, "no end-to-end answer");
-      co_return failed_outcome(errc::e2e_failed, "agent '" + agent + "' accepted the stream without end-to-end "
+      co_return open_outcome::failed(errc::e2e_failed, "agent '" + agent + "' accepted the stream without end-to-end "
                                                  "encryption; refusing to send plaintext to a pinned agent");
     }
     if (out.error == make_error_code(errc::e2e_failed) || out.error == make_error_code(errc::unsupported)) {
@@ -291,7 +284,7 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
     if (out.stream) {
       out.stream->reset(errc::e2e_failed, "end-to-end handshake failed");
     }
-    co_return failed_outcome(errc::e2e_failed, "agent '" + agent + "' failed the end-to-end handshake: " +
+    co_return open_outcome::failed(errc::e2e_failed, "agent '" + agent + "' failed the end-to-end handshake: " +
                                                    payload.error() + " (pinned key " +
                                                    fingerprint_text(pin.public_key) + ")");
   }
@@ -300,10 +293,10 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
     if (out.stream) {
       out.stream->reset(errc::e2e_failed, "malformed end-to-end verdict");
     }
-    co_return failed_outcome(errc::e2e_failed, "agent '" + agent + "' sent a malformed end-to-end answer");
+    co_return open_outcome::failed(errc::e2e_failed, "agent '" + agent + "' sent a malformed end-to-end answer");
   }
   if (!out.stream) {
-    co_return failed_outcome(verdict->code, verdict->message);
+    co_return open_outcome::failed(verdict->code, verdict->message);
   }
   out.stream = make_secure_stream(std::move(out.stream), keys);
   co_return out;

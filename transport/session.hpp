@@ -124,6 +124,14 @@ struct open_outcome {
   error_code error;                // why not, otherwise
   std::string message;             // the far end's detail text (may be empty)
   std::vector<std::byte> envelope; // the far end's end-to-end answer (accepted or not)
+
+  // An open that failed with `code`, with no stream and no answer from the far end.
+  static open_outcome failed(errc code, std::string message) {
+    open_outcome out;
+    out.error = make_error_code(code);
+    out.message = std::move(message);
+    return out;
+  }
 };
 
 struct early_outcome {

@@ -59,15 +59,6 @@ open_outcome connection::outcome_of(const state_ptr& st) {
   return out;
 }
 
-namespace {
-open_outcome failed_outcome(errc code, std::string message) {
-  open_outcome out;
-  out.error = make_error_code(code);
-  out.message = std::move(message);
-  return out;
-}
-}  // namespace
-
 // Not a coroutine: see the note on g++ 12 and aggregates in transport/mux/mux_internal.hpp.
 void connection::queue_open(const state_ptr& st, open_request req) {
   proto::open_body body;
@@ -94,7 +85,7 @@ awaitable<std::int64_t> connection::reserve_stream(std::chrono::milliseconds tim
   std::int64_t id = -1;
   for (;;) {
     if (closed_ || draining_ || !established_) {
-      failure = failed_outcome(errc::not_connected, closed_ ? "session closed" : "session draining");
+      failure = open_outcome::failed(errc::not_connected, closed_ ? "session closed" : "session draining");
       co_return -1;
     }
     int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
@@ -102,11 +93,11 @@ awaitable<std::int64_t> connection::reserve_stream(std::chrono::milliseconds tim
       co_return id;
     }
     if (rv != NGTCP2_ERR_STREAM_ID_BLOCKED) {
-      failure = failed_outcome(errc::internal, ngtcp2_strerror(rv));
+      failure = open_outcome::failed(errc::internal, ngtcp2_strerror(rv));
       co_return -1;
     }
     if (*given_up) {
-      failure = failed_outcome(errc::limit, "the peer allows no more streams");
+      failure = open_outcome::failed(errc::limit, "the peer allows no more streams");
       co_return -1;
     }
     co_await streams_ev_.wait();
