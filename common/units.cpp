@@ -25,9 +25,12 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-}  // namespace
-
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+// "<digits><unit>" with optional blanks around and between: the number and the unit text.
+struct number_unit {
+  std::uint64_t n;
+  std::string_view unit;
+};
+std::optional<number_unit> split_number_unit(std::string_view s) {
   s = trim(s);
   std::size_t i = 0;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
@@ -35,7 +38,17 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   if (!n) {
     return std::nullopt;
   }
-  auto unit = trim(s.substr(i));
+  return number_unit{*n, trim(s.substr(i))};
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+  auto nu = split_number_unit(s);
+  if (!nu) {
+    return std::nullopt;
+  }
+  auto [n, unit] = *nu;
   std::uint64_t mul = 0;
   if (unit == "ms") mul = 1;
   else if (unit == "s" || unit.empty()) mul = 1000;
@@ -43,10 +56,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   else if (unit == "h") mul = 3'600'000;
   else if (unit == "d") mul = 86'400'000;
   else return std::nullopt;
-  if (*n > (std::uint64_t{1} << 40) / mul) {
+  if (n > (std::uint64_t{1} << 40) / mul) {
     return std::nullopt;
   }
-  return std::chrono::milliseconds(*n * mul);
+  return std::chrono::milliseconds(n * mul);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
@@ -59,24 +72,21 @@ std::string format_duration(std::chrono::milliseconds d) {
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view s) {
-  s = trim(s);
-  std::size_t i = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-  auto n = parse_uint(s.substr(0, i));
-  if (!n) {
+  auto nu = split_number_unit(s);
+  if (!nu) {
     return std::nullopt;
   }
-  auto unit = trim(s.substr(i));
+  auto [n, unit] = *nu;
   std::uint64_t mul = 0;
   if (unit.empty() || unit == "B") mul = 1;
   else if (unit == "k" || unit == "K" || unit == "KiB" || unit == "KB") mul = 1024;
   else if (unit == "m" || unit == "M" || unit == "MiB" || unit == "MB") mul = 1024 * 1024;
   else if (unit == "g" || unit == "G" || unit == "GiB" || unit == "GB") mul = 1024ull * 1024 * 1024;
   else return std::nullopt;
-  if (*n > (std::uint64_t{1} << 50) / mul) {
+  if (n > (std::uint64_t{1} << 50) / mul) {
     return std::nullopt;
   }
-  return *n * mul;
+  return n * mul;
 }
 
 std::string host_port::to_string() const {
