@@ -203,24 +203,20 @@ std::optional<decision> check_name(const policy& p, const query& q) {
   return std::nullopt;
 }
 
+namespace {
+query asked_now(std::string_view host, std::uint16_t port, proto::transport_protocol proto) {
+  return query{.host = host, .port = port, .protocol = proto, .now = std::chrono::system_clock::now()};
+}
+}  // namespace
+
 std::optional<decision> check_name(const policy& p, std::string_view host, std::uint16_t port,
                                    proto::transport_protocol proto) {
-  query q;
-  q.host = host;
-  q.port = port;
-  q.protocol = proto;
-  q.now = std::chrono::system_clock::now();
-  return check_name(p, q);
+  return check_name(p, asked_now(host, port, proto));
 }
 
 decision check_address(const policy& p, std::string_view host, const ip::address& a, std::uint16_t port,
                        proto::transport_protocol proto) {
-  query q;
-  q.host = host;
-  q.port = port;
-  q.protocol = proto;
-  q.now = std::chrono::system_clock::now();
-  return check_address(p, q, a);
+  return check_address(p, asked_now(host, port, proto), a);
 }
 
 }  // namespace nl::acl
