@@ -27,6 +27,10 @@ using proto::goaway_code;
 // A frame of stream credit is returned once the application has read this fraction of
 // the window: large enough to keep WINDOW frames rare, small enough never to stall a sender.
 constexpr std::uint32_t window_update_divisor = 4;
+// The smallest receive window a stream is given when the session's windows are all
+// taken (mux_options::session_window); at least the early-data window it must cover.
+constexpr std::uint32_t min_stream_window = 64 * 1024;
+static_assert(min_stream_window >= proto::early_window);
 // Incoming streams the application has not accepted yet; beyond this they are refused.
 constexpr std::size_t max_accept_backlog = 1024;
 // Data chunks coalesced into one WebSocket message by the writer.
@@ -45,6 +49,8 @@ struct stream_state {
   chunk_queue rx;
   std::uint64_t rx_allowed = 0;  // bytes the peer may still send before more WINDOW
   std::uint32_t rx_consumed = 0; // read by the application, not yet granted back
+  std::uint32_t rx_window = 0;   // our receive window, counted in the session's total
+  bool window_held = false;      // rx_window is still counted there
   bool rx_fin = false;
   // send side
   std::uint64_t tx_credit = 0;
@@ -125,7 +131,13 @@ public:
 
   // Not a coroutine on purpose: g++ 12 mis-destroys brace-initialised aggregates that live
   // in a coroutine frame (double free seen in open()); build such values in plain functions.
-  void enqueue_open(std::uint32_t id, open_request req);
+  void enqueue_open(std::uint32_t id, std::uint32_t window, open_request req);
+  // A new stream's receive window, taken from what is left of opts_.session_window.
+  void take_window(stream_state& st);
+  // Extra credit for a stream whose window is below opts_.window, as the session allows.
+  std::uint32_t grow_window(stream_state& st);
+  // Gives the stream's window back to the session (once; it holds no more data).
+  void release_window(stream_state& st);
 
   // ---- used by stream handles ----
   awaitable<result<bytes>> stream_read(state_ptr st);
@@ -161,6 +173,7 @@ private:
   mux_options opts_;
   asio::any_io_executor ex_;
   std::unordered_map<std::uint32_t, state_ptr> streams_;
+  std::uint64_t rx_committed_ = 0;  // sum of the held streams' rx_window
   accept_queue<stream_state> accept_q_;
   std::uint32_t next_id_;
   std::uint32_t highest_peer_id_ = 0;

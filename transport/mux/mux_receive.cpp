@@ -9,6 +9,9 @@ namespace nl::transport::mux_detail {
 void mux_session_impl::erase(stream_state& st) {
   if (st.in_map) {
     st.in_map = false;
+    if (st.rx.empty()) {
+      release_window(st);  // else once the application has read the rest
+    }
     streams_.erase(st.id);
     close_if_drained();
   }

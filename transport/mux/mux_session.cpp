@@ -2,6 +2,8 @@
 // (transport/mux/mux_internal.hpp).
 #include "transport/mux/mux_internal.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
 
@@ -170,13 +172,14 @@ state_ptr mux_session_impl::start_open(open_request req, std::chrono::millisecon
   next_id_ += 2;
   auto st = std::make_shared<stream_state>(id, ex_);
   st->awaiting_result = true;
-  st->rx_allowed = opts_.window;
+  take_window(*st);
+  st->rx_allowed = st->rx_window;
   if (opts_.early_data) {
     st->tx_credit = proto::early_window;
     st->peer_window = proto::early_window;
   }
   streams_.emplace(id, st);
-  enqueue_open(id, std::move(req));
+  enqueue_open(id, st->rx_window, std::move(req));
   st->answer_wd = std::make_unique<watchdog>(
       ex_, timeout, [w = weak_from_this(), ws = std::weak_ptr<stream_state>(st), timeout] {
         auto self = w.lock();
@@ -188,9 +191,9 @@ state_ptr mux_session_impl::start_open(open_request req, std::chrono::millisecon
   return st;
 }
 
-void mux_session_impl::enqueue_open(std::uint32_t id, open_request req) {
+void mux_session_impl::enqueue_open(std::uint32_t id, std::uint32_t window, open_request req) {
   proto::open_body body;
-  body.window = opts_.window;
+  body.window = window;
   body.dest = std::move(req.dest);
   body.peer = std::move(req.peer);
   body.envelope = std::move(req.envelope);
@@ -213,11 +216,15 @@ awaitable<result<bytes>> mux_session_impl::stream_read(state_ptr st) {
   }
   bytes b = st->rx.pop_front();
   st->rx_consumed += static_cast<std::uint32_t>(b.size());
-  if (!st->rx_fin && st->in_map && st->answered && st->rx_consumed >= opts_.window / window_update_divisor) {
-    proto::append_window(control_, st->id, st->rx_consumed);
-    st->rx_allowed += st->rx_consumed;
+  if (!st->rx_fin && st->in_map && st->answered && st->rx_consumed >= st->rx_window / window_update_divisor) {
+    auto grant = st->rx_consumed + grow_window(*st);
+    proto::append_window(control_, st->id, grant);
+    st->rx_allowed += grant;
     st->rx_consumed = 0;
     writer_ev_.notify();
+  }
+  if (!st->in_map && st->rx.empty()) {
+    release_window(*st);
   }
   co_return b;
 }
@@ -302,6 +309,34 @@ void mux_session_impl::stream_release(const state_ptr& st) {
   if (st->in_map && !st->reset) {
     reset_stream(*st, errc::aborted, "stream abandoned", true);
   }
+  st->rx.clear();  // finished, but not all read: nobody will
+  release_window(*st);
+}
+
+void mux_session_impl::take_window(stream_state& st) {
+  std::uint64_t left = opts_.session_window > rx_committed_ ? opts_.session_window - rx_committed_ : 0;
+  std::uint64_t least = std::min(min_stream_window, opts_.window);
+  st.rx_window = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(left, least, opts_.window));
+  st.window_held = true;
+  rx_committed_ += st.rx_window;
+}
+
+std::uint32_t mux_session_impl::grow_window(stream_state& st) {
+  if (!st.window_held || st.rx_window >= opts_.window || rx_committed_ >= opts_.session_window) {
+    return 0;
+  }
+  auto more = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(opts_.window - st.rx_window, opts_.session_window - rx_committed_));
+  st.rx_window += more;
+  rx_committed_ += more;
+  return more;
+}
+
+void mux_session_impl::release_window(stream_state& st) {
+  if (st.window_held) {
+    st.window_held = false;
+    rx_committed_ -= st.rx_window;
+  }
 }
 
 void mux_session_impl::answer(const state_ptr& st, errc code, std::string_view message, std::vector<std::byte> envelope) {
@@ -314,7 +349,10 @@ void mux_session_impl::answer(const state_ptr& st, errc code, std::string_view m
   }
   proto::open_result_body body;
   body.code = code;
-  body.window = code == errc::ok ? opts_.window : 0;
+  if (code == errc::ok) {
+    take_window(*st);
+  }
+  body.window = st->rx_window;
   body.message = std::string(message);
   body.envelope = std::move(envelope);
   proto::append_open_result(control_, st->id, body);
@@ -322,7 +360,7 @@ void mux_session_impl::answer(const state_ptr& st, errc code, std::string_view m
   st->ev.notify();  // a deferred stream's writer may go on
   if (code == errc::ok) {
     // Early data already received was counted against proto::early_window.
-    st->rx_allowed += opts_.window - (opts_.early_data ? proto::early_window : 0);
+    st->rx_allowed += st->rx_window - (opts_.early_data ? proto::early_window : 0);
   } else {
     st->reset = true;
     st->error = make_error_code(code);

@@ -35,6 +35,10 @@ struct mux_options {
   std::chrono::milliseconds keepalive{10'000};            // PING after this long
   std::chrono::milliseconds keepalive_timeout{30'000};    // dead after this much silence
   std::uint32_t window = 2 * 1024 * 1024;                  // our receive window per stream
+  // Our receive windows of all streams together: what a peer can make us hold. A stream
+  // opened while they are taken gets mux_detail::min_stream_window (so up to that much
+  // more per stream), and one that got less than `window` grows back as others finish.
+  std::uint64_t session_window = 256 * 1024 * 1024;
   std::uint32_t max_streams = 4096;                       // concurrent streams we accept
   // Largest DATA payload we send (default_max_chunk).
   std::size_t max_chunk = default_max_chunk;

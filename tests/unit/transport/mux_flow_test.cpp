@@ -107,6 +107,137 @@ TEST_CASE("flow control: a small window does not deadlock after a short write", 
   CHECK(reader->value->eof);
 }
 
+TEST_CASE("flow control: the streams of a session share a bounded total of windows", "[mux][flow]") {
+  // b's windows for a -> b data: 256 KiB each, 512 KiB for the whole session. A peer that
+  // never has its data read can make b hold the session's total plus the minimum window
+  // (64 KiB) for each stream opened once the total is taken, not window x streams.
+  asio::io_context io;
+  constexpr std::uint32_t window = 256 * 1024;
+  mux_options ao;
+  ao.max_chunk = 16 * 1024;  // a divides each window exactly
+  mux_options bo;
+  bo.window = window;
+  bo.session_window = 2 * window;
+  connected first(io, ao, bo);
+  auto& p = first.p;
+  auto a_log = record_frames(p.link->from(0));
+  std::vector<stream_pair> more(3);
+  for (auto& sp : more) {
+    auto open = [&]() -> awaitable<void> { sp = co_await connect_stream(*p.a, *p.b); };
+    REQUIRE(run_test(io, open));
+    REQUIRE(sp.opener);
+  }
+  std::vector<stream*> openers{first.sp.opener.get(), more[0].opener.get(), more[1].opener.get(),
+                               more[2].opener.get()};
+  std::vector<std::shared_ptr<task_state<error_code>>> writers;
+  for (auto* o : openers) {
+    writers.push_back(start(io, o->write(pattern(7, 0, 300 * 1024))));
+  }
+  settle(io);
+  CHECK(a_log->data_bytes(openers[0]->id()) == window);
+  CHECK(a_log->data_bytes(openers[1]->id()) == window);
+  CHECK(a_log->data_bytes(openers[2]->id()) == 64 * 1024);
+  CHECK(a_log->data_bytes(openers[3]->id()) == 64 * 1024);
+  for (auto& w : writers) {
+    CHECK_FALSE(w->done);
+  }
+
+  // The first two streams end: their windows go back to the session, and the third
+  // stream's window grows to the full 256 KiB with its next credit (16 KiB read back).
+  first.sp.opener->reset(errc::aborted, "done");
+  more[0].opener->reset(errc::aborted, "done");
+  settle(io);
+  auto r = start(io, more[1].acceptor->read());
+  settle(io);
+  REQUIRE(r->done);
+  auto got = r->value->value().size();
+  CHECK(got == 16 * 1024);
+  CHECK(a_log->data_bytes(openers[2]->id()) == got + window);
+  CHECK(a_log->data_bytes(openers[3]->id()) == 64 * 1024);
+  CHECK(p.a->is_open());
+  CHECK(p.b->is_open());
+  p.a->close(goaway_code::normal, "end of test");
+  REQUIRE(run_until(io, [&] { return std::all_of(writers.begin(), writers.end(), [](auto& w) { return w->done; }); }, 1s));
+}
+
+TEST_CASE("flow control: every way a stream ends gives its window back", "[mux][flow]") {
+  // With each session's total equal to one window, a window not given back would leave
+  // the next stream less than a full one, in one direction or the other.
+  asio::io_context io;
+  constexpr std::uint32_t window = 128 * 1024;
+  mux_options o;
+  o.window = window;
+  o.session_window = window;
+  o.max_chunk = 16 * 1024;  // divides the window exactly
+  auto p = make_session_pair(io, o, o);
+  auto pair = [&]() {
+    stream_pair sp;
+    auto open = [&]() -> awaitable<void> { sp = co_await connect_stream(*p.a, *p.b); };
+    REQUIRE(run_test(io, open));
+    REQUIRE(sp.opener);
+    REQUIRE(sp.acceptor);
+    return sp;
+  };
+  SECTION("both directions written to the end and read to the end") {
+    auto sp = pair();
+    auto ra = start(io, read_all(*sp.opener));
+    auto rb = start(io, read_all(*sp.acceptor));
+    auto wa = start(io, write_pattern(*sp.opener, 1, 300 * 1024, 64 * 1024));
+    auto wb = start(io, write_pattern(*sp.acceptor, 2, 300 * 1024, 64 * 1024));
+    REQUIRE(run_until(io, [&] { return ra->done && rb->done && wa->done && wb->done; }, 2s));
+    CHECK(ra->value->total == 300 * 1024);
+    CHECK(rb->value->total == 300 * 1024);
+  }
+  SECTION("reset by the opener") {
+    auto sp = pair();
+    sp.opener->reset(errc::aborted, "bye");
+  }
+  SECTION("reset by the acceptor") {
+    auto sp = pair();
+    sp.acceptor->reset(errc::aborted, "bye");
+  }
+  SECTION("both stream objects dropped") {
+    auto sp = pair();
+  }
+  SECTION("finished both ways with data never read, then dropped") {
+    auto sp = pair();
+    auto wa = start(io, write_pattern(*sp.opener, 1, 100 * 1024, 64 * 1024));
+    auto wb = start(io, write_pattern(*sp.acceptor, 2, 100 * 1024, 64 * 1024));
+    REQUIRE(run_until(io, [&] { return wa->done && wb->done; }, 1s));
+    settle(io);
+    CHECK(p.a->stream_count() == 0);  // both FINs crossed: the streams are finished
+    CHECK(p.b->stream_count() == 0);
+  }
+  SECTION("refused by the acceptor") {
+    auto body = [&]() -> awaitable<void> {
+      open_outcome out;
+      auto refuse = [&]() -> awaitable<void> {
+        auto in = co_await p.b->accept();
+        if (in) {
+          (*in)->reject(errc::refused, "no");
+        }
+      };
+      co_await when_both(open_into(*p.a, request_to("example.com", 80), out), refuse());
+      bool refused = !out.stream && out.error == make_error_code(errc::refused);
+      CHECK(refused);
+    };
+    REQUIRE(run_test(io, body));
+  }
+  settle(io);
+  CHECK(no_streams(p));
+
+  auto next = pair();
+  auto a_log = record_frames(p.link->from(0));
+  auto b_log = record_frames(p.link->from(1));
+  auto wa = start(io, next.opener->write(pattern(5, 0, 200 * 1024)));
+  auto wb = start(io, next.acceptor->write(pattern(6, 0, 200 * 1024)));
+  settle(io);
+  CHECK(a_log->data_bytes(next.opener->id()) == window);
+  CHECK(b_log->data_bytes(next.opener->id()) == window);
+  p.a->close(goaway_code::normal, "end of test");
+  REQUIRE(run_until(io, [&] { return wa->done && wb->done; }, 1s));
+}
+
 TEST_CASE("a peer that overruns the window is a protocol error", "[mux][flow]") {
   asio::io_context io;
   constexpr std::uint32_t window = 64 * 1024;
