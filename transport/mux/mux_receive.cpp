@@ -195,6 +195,9 @@ void mux_session_impl::on_frame(const proto::frame_view& f) {
         return;
       }
       st->rx_fin = true;
+      if (st->rx.empty()) {
+        release_window(*st);
+      }
       st->ev.notify();
       remove_if_finished(*st);
       return;

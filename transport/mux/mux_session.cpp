@@ -223,8 +223,8 @@ awaitable<result<bytes>> mux_session_impl::stream_read(state_ptr st) {
     st->rx_consumed = 0;
     writer_ev_.notify();
   }
-  if (!st->in_map && st->rx.empty()) {
-    release_window(*st);
+  if ((!st->in_map || st->rx_fin) && st->rx.empty()) {
+    release_window(*st);  // nothing buffered and nothing more can come
   }
   co_return b;
 }

@@ -238,6 +238,35 @@ TEST_CASE("flow control: every way a stream ends gives its window back", "[mux][
   REQUIRE(run_until(io, [&] { return wa->done && wb->done; }, 1s));
 }
 
+TEST_CASE("flow control: a stream the peer has finished sending on gives its window back", "[mux][flow]") {
+  // Once the peer's FIN is read, no more data can come on that stream, even while we keep
+  // sending on it: its window goes back to the session at once.
+  asio::io_context io;
+  constexpr std::uint32_t window = 128 * 1024;
+  mux_options o;
+  o.window = window;
+  o.session_window = window;
+  o.max_chunk = 16 * 1024;
+  connected half(io, o, o);
+  auto& p = half.p;
+  auto wa = start(io, write_pattern(*half.sp.opener, 1, 100 * 1024, 64 * 1024));
+  auto rb = start(io, read_all(*half.sp.acceptor));
+  REQUIRE(run_until(io, [&] { return wa->done && rb->done; }, 1s));
+  CHECK(rb->value->eof);
+  CHECK(p.b->stream_count() == 1);  // b may still send on it
+
+  stream_pair next;
+  auto open = [&]() -> awaitable<void> { next = co_await connect_stream(*p.a, *p.b); };
+  REQUIRE(run_test(io, open));
+  REQUIRE(next.opener);
+  auto a_log = record_frames(p.link->from(0));
+  auto w = start(io, next.opener->write(pattern(5, 0, 200 * 1024)));
+  settle(io);
+  CHECK(a_log->data_bytes(next.opener->id()) == window);
+  p.a->close(goaway_code::normal, "end of test");
+  REQUIRE(run_until(io, [&] { return w->done; }, 1s));
+}
+
 TEST_CASE("a peer that overruns the window is a protocol error", "[mux][flow]") {
   asio::io_context io;
   constexpr std::uint32_t window = 64 * 1024;
