@@ -160,15 +160,21 @@ TEST_CASE("flow control: the streams of a session share a bounded total of windo
   REQUIRE(run_until(io, [&] { return std::all_of(writers.begin(), writers.end(), [](auto& w) { return w->done; }); }, 1s));
 }
 
+// A session whose windows together are one stream's window, with chunks that divide it.
+constexpr std::uint32_t one_window = 128 * 1024;
+mux_options one_window_session() {
+  mux_options o;
+  o.window = one_window;
+  o.session_window = one_window;
+  o.max_chunk = 16 * 1024;
+  return o;
+}
+
 TEST_CASE("flow control: every way a stream ends gives its window back", "[mux][flow]") {
   // With each session's total equal to one window, a window not given back would leave
   // the next stream less than a full one, in one direction or the other.
   asio::io_context io;
-  constexpr std::uint32_t window = 128 * 1024;
-  mux_options o;
-  o.window = window;
-  o.session_window = window;
-  o.max_chunk = 16 * 1024;  // divides the window exactly
+  auto o = one_window_session();
   auto p = make_session_pair(io, o, o);
   auto pair = [&]() {
     stream_pair sp;
@@ -232,8 +238,8 @@ TEST_CASE("flow control: every way a stream ends gives its window back", "[mux][
   auto wa = start(io, next.opener->write(pattern(5, 0, 200 * 1024)));
   auto wb = start(io, next.acceptor->write(pattern(6, 0, 200 * 1024)));
   settle(io);
-  CHECK(a_log->data_bytes(next.opener->id()) == window);
-  CHECK(b_log->data_bytes(next.opener->id()) == window);
+  CHECK(a_log->data_bytes(next.opener->id()) == one_window);
+  CHECK(b_log->data_bytes(next.opener->id()) == one_window);
   p.a->close(goaway_code::normal, "end of test");
   REQUIRE(run_until(io, [&] { return wa->done && wb->done; }, 1s));
 }
@@ -242,11 +248,7 @@ TEST_CASE("flow control: a stream the peer has finished sending on gives its win
   // Once the peer's FIN is read, no more data can come on that stream, even while we keep
   // sending on it: its window goes back to the session at once.
   asio::io_context io;
-  constexpr std::uint32_t window = 128 * 1024;
-  mux_options o;
-  o.window = window;
-  o.session_window = window;
-  o.max_chunk = 16 * 1024;
+  auto o = one_window_session();
   connected half(io, o, o);
   auto& p = half.p;
   auto wa = start(io, write_pattern(*half.sp.opener, 1, 100 * 1024, 64 * 1024));
@@ -262,7 +264,7 @@ TEST_CASE("flow control: a stream the peer has finished sending on gives its win
   auto a_log = record_frames(p.link->from(0));
   auto w = start(io, next.opener->write(pattern(5, 0, 200 * 1024)));
   settle(io);
-  CHECK(a_log->data_bytes(next.opener->id()) == window);
+  CHECK(a_log->data_bytes(next.opener->id()) == one_window);
   p.a->close(goaway_code::normal, "end of test");
   REQUIRE(run_until(io, [&] { return w->done; }, 1s));
 }
