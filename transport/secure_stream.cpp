@@ -260,7 +260,7 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
     hs.emplace(e2e::initiator::start(pin.public_key, pin.psk, proto::encode_e2e_request(dest), message1));
   } catch (const std::invalid_argument& e) {  // a low-order pinned key, an oversized target
     co_return open_outcome::failed(errc::e2e_failed, "cannot start the end-to-end handshake with agent '" + agent +
-                                                   "': " + e.what());
+                                                         "': " + e.what());
   }
   auto out = co_await s.open(hidden_request(agent, std::move(message1)), timeout);
   if (out.envelope.empty()) {
@@ -269,7 +269,7 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
     if (out.stream) {
       out.stream->reset(errc::e2e_failed, "no end-to-end answer");
       co_return open_outcome::failed(errc::e2e_failed, "agent '" + agent + "' accepted the stream without end-to-end "
-                                                 "encryption; refusing to send plaintext to a pinned agent");
+                                                       "encryption; refusing to send plaintext to a pinned agent");
     }
     if (out.error == make_error_code(errc::e2e_failed) || out.error == make_error_code(errc::unsupported)) {
       out.message = "agent '" + agent + "' refused the end-to-end handshake for pinned key " +
@@ -285,8 +285,8 @@ awaitable<open_outcome> open_secure(session& s, std::string agent, const proto::
       out.stream->reset(errc::e2e_failed, "end-to-end handshake failed");
     }
     co_return open_outcome::failed(errc::e2e_failed, "agent '" + agent + "' failed the end-to-end handshake: " +
-                                                   payload.error() + " (pinned key " +
-                                                   fingerprint_text(pin.public_key) + ")");
+                                                         payload.error() + " (pinned key " +
+                                                         fingerprint_text(pin.public_key) + ")");
   }
   auto verdict = proto::decode_e2e_verdict(*payload);
   if (!verdict || (verdict->code == errc::ok) != static_cast<bool>(out.stream)) {

@@ -49,8 +49,7 @@ struct stream_state {
   chunk_queue rx;
   std::uint64_t rx_allowed = 0;  // bytes the peer may still send before more WINDOW
   std::uint32_t rx_consumed = 0; // read by the application, not yet granted back
-  std::uint32_t rx_window = 0;   // our receive window, counted in the session's total
-  bool window_held = false;      // rx_window is still counted there
+  std::uint32_t rx_window = 0;   // our receive window while counted in the session's total, else 0
   bool rx_fin = false;
   // send side
   std::uint64_t tx_credit = 0;
@@ -136,7 +135,8 @@ public:
   void take_window(stream_state& st);
   // Extra credit for a stream whose window is below opts_.window, as the session allows.
   std::uint32_t grow_window(stream_state& st);
-  // Gives the stream's window back to the session (once; it holds no more data).
+  // Gives the stream's window back to the session once it holds no data and no more can
+  // come (the peer's FIN, or the stream finished or reset). Safe to call at any time.
   void release_window(stream_state& st);
 
   // ---- used by stream handles ----
@@ -173,7 +173,7 @@ private:
   mux_options opts_;
   asio::any_io_executor ex_;
   std::unordered_map<std::uint32_t, state_ptr> streams_;
-  std::uint64_t rx_committed_ = 0;  // sum of the held streams' rx_window
+  std::uint64_t rx_committed_ = 0;  // sum of the streams' rx_window
   accept_queue<stream_state> accept_q_;
   std::uint32_t next_id_;
   std::uint32_t highest_peer_id_ = 0;

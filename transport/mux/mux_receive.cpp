@@ -9,9 +9,7 @@ namespace nl::transport::mux_detail {
 void mux_session_impl::erase(stream_state& st) {
   if (st.in_map) {
     st.in_map = false;
-    if (st.rx.empty()) {
-      release_window(st);  // else once the application has read the rest
-    }
+    release_window(st);  // with data left unread: once the application has read it or let go
     streams_.erase(st.id);
     close_if_drained();
   }
@@ -195,9 +193,7 @@ void mux_session_impl::on_frame(const proto::frame_view& f) {
         return;
       }
       st->rx_fin = true;
-      if (st->rx.empty()) {
-        release_window(*st);
-      }
+      release_window(*st);
       st->ev.notify();
       remove_if_finished(*st);
       return;

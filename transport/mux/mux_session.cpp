@@ -223,9 +223,7 @@ awaitable<result<bytes>> mux_session_impl::stream_read(state_ptr st) {
     st->rx_consumed = 0;
     writer_ev_.notify();
   }
-  if ((!st->in_map || st->rx_fin) && st->rx.empty()) {
-    release_window(*st);  // nothing buffered and nothing more can come
-  }
+  release_window(*st);
   co_return b;
 }
 
@@ -317,12 +315,11 @@ void mux_session_impl::take_window(stream_state& st) {
   std::uint64_t left = opts_.session_window > rx_committed_ ? opts_.session_window - rx_committed_ : 0;
   std::uint64_t least = std::min(min_stream_window, opts_.window);
   st.rx_window = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(left, least, opts_.window));
-  st.window_held = true;
   rx_committed_ += st.rx_window;
 }
 
 std::uint32_t mux_session_impl::grow_window(stream_state& st) {
-  if (!st.window_held || st.rx_window >= opts_.window || rx_committed_ >= opts_.session_window) {
+  if (st.rx_window == 0 || st.rx_window >= opts_.window || rx_committed_ >= opts_.session_window) {
     return 0;
   }
   auto more = static_cast<std::uint32_t>(
@@ -333,9 +330,9 @@ std::uint32_t mux_session_impl::grow_window(stream_state& st) {
 }
 
 void mux_session_impl::release_window(stream_state& st) {
-  if (st.window_held) {
-    st.window_held = false;
+  if (st.rx_window != 0 && (!st.in_map || st.rx_fin) && st.rx.empty()) {
     rx_committed_ -= st.rx_window;
+    st.rx_window = 0;
   }
 }
 
