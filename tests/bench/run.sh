@@ -4,7 +4,7 @@
 # copied to build/bench-harness, the nl row (tests/bench/rows/80-nl-socks.sh) is added, a
 # secret / self-signed certificate / tokens are made, then the harness runs:
 #
-#   tests/bench/run.sh                          direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e nl-socks-quic nl-socks-e2e-quic nl-forward
+#   tests/bench/run.sh                          direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e nl-socks-quic nl-socks-e2e-quic nl-forward floor-3tls
 #   tests/bench/run.sh nl-socks ssh-D           other rows
 #   RUNS=1 TPUT_SECS=2 tests/bench/run.sh       harness knobs pass through (see its README)
 #   NL_BENCH_SRC=/path/to/bench tests/bench/run.sh
@@ -17,7 +17,7 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SRC=${NL_BENCH_SRC:-$ROOT/../shared/bench}
 H=$BUILD_DIR/bench-harness
 ROWS=("$@")
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e nl-socks-quic nl-socks-e2e-quic nl-forward)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(direct stunnel-2tls ssh-L ssh-2leg nl-socks nl-socks-e2e nl-socks-quic nl-socks-e2e-quic nl-forward floor-3tls)
 
 [ -f "$SRC/run.sh" ] && [ -f "$SRC/lib.sh" ] || {
   echo "bench: harness not found at $SRC (set NL_BENCH_SRC)" >&2; exit 1; }
