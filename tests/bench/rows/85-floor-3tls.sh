@@ -20,8 +20,10 @@ floor_wait() {
   done
 }
 
+FLOOR_BIN=nl-floor-relay  # 86-floor-asio.sh sources this file and sets nl-floor-asio
+
 row_start() {  # $1 $2 = target
-  local relay="$NL_BIN/tests/bench/floor/nl-floor-relay" off
+  local relay="$NL_BIN/tests/bench/floor/$FLOOR_BIN" off
   [ -x "$relay" ] || { log "ERROR: $relay missing (cmake --build build)"; return 1; }
   bg_start mid "$relay" mid "$P_HOP1" "$NL_STATE/gateway.crt" "$NL_STATE/gateway.key"
   wait_port "$P_HOP1" || return 1
