@@ -1,5 +1,5 @@
 // The wire and the TLS links shared by the two yardstick relays of tests/bench/floor/
-// (floor_relay.cpp on bare epoll, floor_asio.cpp on Asio callbacks): frames on a link are
+// (floor_relay.cpp on bare epoll, floor_asio.cpp on Asio coroutines): frames on a link are
 // u32 stream id, u8 type, u8 zero, u16 payload length, payload. Not a product.
 #pragma once
 
