@@ -2,12 +2,12 @@
 # build-pgo.sh - a release build of nl-gateway, nl-agent and nl-client, optimised by GCC
 # with the profile of a short workload on loopback (profile-guided optimisation), into
 # ./build-pgo. Three steps: an instrumented build, tests/bench/pgo_train.py (new streams,
-# round trips and bulk through the real programs, about half a minute), and the build
-# that uses the profile. It takes about twice as long as scripts/build.sh.
+# round trips and bulk through the real programs, a few seconds), and the build that uses
+# the profile. It takes about twice as long as scripts/build.sh.
 #
-# Why: most of nl's CPU per message goes to fetching its code, not to running it (see
-# docs/performance.md, "Profile-guided optimisation"): GCC then lays out the hot paths
-# together and inlines by measured use.
+# Why: nl's hot path is larger than the instruction cache, so much of its time per message
+# most likely goes to fetching code (docs/performance.md, "Profile-guided optimisation").
+# With a profile, GCC lays out the hot paths together and inlines by measured use.
 #
 #   scripts/build-pgo.sh                      then use build-pgo/{gateway,agent,client}/nl-*
 #   BUILD_DIR=out scripts/build-pgo.sh
