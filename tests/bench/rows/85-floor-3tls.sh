@@ -5,21 +5,12 @@
 # multiplexed inside, first bytes with the OPEN; but each process is a bare epoll loop with
 # no flow control, no authentication and no framework. What nl-forward spends above this
 # row is the cost of nl's own code, not of its three-process shape.
+# The nl row's file gives NL_BIN, NL_STATE and its log helpers (nl_log_lines, nl_wait_log).
+# shellcheck source=80-nl-socks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/80-nl-socks.sh"
 ROW_NAME=floor-3tls
 ROW_KIND=fwd
 ROW_DESC="yardstick: bare epoll relay in 3 processes, TLS links, streams multiplexed (tests/bench/floor); no flow control, not a product"
-NL_BIN=${NL_BIN:?tests/bench/run.sh sets NL_BIN (the build directory)}
-NL_STATE=${NL_STATE:-$RUN/nl}
-
-# floor_wait LABEL OFFSET : the process has printed its readiness line (deadline 10 s)
-floor_wait() {
-  local f="$RUN/$ROW_NAME.$1.log" i=0
-  while ! tail -n +"$(($2 + 1))" "$f" 2>/dev/null | grep -q '^ready$'; do
-    sleep 0.05; i=$((i + 1))
-    if [ $i -ge 200 ]; then log "ERROR: $ROW_NAME $1 not ready within 10s"; return 1; fi
-  done
-}
-
 FLOOR_BIN=nl-floor-relay  # 86-floor-asio.sh sources this file and sets nl-floor-asio
 
 row_start() {  # $1 $2 = target
@@ -27,10 +18,9 @@ row_start() {  # $1 $2 = target
   [ -x "$relay" ] || { log "ERROR: $relay missing (cmake --build build)"; return 1; }
   bg_start mid "$relay" mid "$P_HOP1" "$NL_STATE/gateway.crt" "$NL_STATE/gateway.key"
   wait_port "$P_HOP1" || return 1
-  off=0
-  [ -f "$RUN/$ROW_NAME.out.log" ] && off=$(wc -l <"$RUN/$ROW_NAME.out.log")
+  off=$(nl_log_lines out)
   bg_start out "$relay" out "$P_HOP1" "$2"
-  floor_wait out "$off" || return 1
+  nl_wait_log out "$off" '^ready$' 10 || return 1
   bg_start in "$relay" in "$P_ROW" "$P_HOP1"
   wait_port "$P_ROW"
 }
