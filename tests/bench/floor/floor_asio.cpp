@@ -46,7 +46,6 @@ struct edge {
   int target_port;  // nonzero: the agent side, an OPEN connects there
   tcp::socket sock;
   link_t l;
-  frame_reader in;
   std::unordered_map<std::uint32_t, std::shared_ptr<conn>> conns;
 
   // Its bytes, then its EOF, go to the link.
@@ -96,18 +95,6 @@ struct edge {
     }
   }
 
-  awaitable<void> link_reader() {
-    for (;;) {
-      bool ok = in.drain(l, [this](const char* f, std::size_t n) {
-        each_frame(f, n, [this](auto id, auto type, auto p, auto len) { frame(id, type, p, len); });
-      });
-      if (!ok) std::exit(0);
-      error_code ec;
-      co_await sock.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-      if (ec) std::exit(0);
-    }
-  }
-
   awaitable<void> acceptor(int port) {
     tcp::acceptor acc(io, at(port));
     std::uint32_t next = 0;
@@ -124,11 +111,13 @@ struct edge {
   }
 };
 
-// The middle: every whole frame from one link goes unchanged to the other.
-awaitable<void> mid_reader(tcp::socket& s, link_t& from, link_t& to) {
+// Reads link `l` on socket `s` for as long as it lasts, handing each read's whole frames to
+// batch(frames, bytes); the process ends with the link.
+template <class Batch>
+awaitable<void> read_link(tcp::socket& s, link_t& l, Batch batch) {
   frame_reader in;
   for (;;) {
-    if (!in.drain(from, [&to](const char* f, std::size_t n) { to.write(f, n); })) std::exit(0);
+    if (!in.drain(l, batch)) std::exit(0);
     error_code ec;
     co_await s.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
     if (ec) std::exit(0);
@@ -156,8 +145,12 @@ int main(int argc, char** argv) {
       socks[me] = std::make_unique<tcp::socket>(std::move(s));
       links[me] = make_link(socks[me]->native_handle(), ctx, true);
     }
-    asio::co_spawn(io, mid_reader(*socks[0], links[0], links[1]), asio::detached);
-    asio::co_spawn(io, mid_reader(*socks[1], links[1], links[0]), asio::detached);
+    // The middle: every whole frame from one link goes unchanged to the other.
+    for (int i = 0; i < 2; i++) {
+      link_t* to = &links[1 - i];
+      asio::co_spawn(io, read_link(*socks[i], links[i], [to](const char* f, std::size_t n) { to->write(f, n); }),
+                     asio::detached);
+    }
     io.run();
     return 0;
   }
@@ -172,8 +165,13 @@ int main(int argc, char** argv) {
   char side = in ? 'i' : 'o';
   asio::write(s, asio::buffer(&side, 1));
   auto l = make_link(s.native_handle(), tls_context(false, nullptr, nullptr), false);
-  edge e{io, in ? 0 : std::atoi(argv[3]), std::move(s), l, {}, {}};
-  asio::co_spawn(io, e.link_reader(), asio::detached);
+  edge e{io, in ? 0 : std::atoi(argv[3]), std::move(s), l, {}};
+  asio::co_spawn(io,
+                 read_link(e.sock, e.l,
+                           [&e](const char* f, std::size_t n) {
+                             each_frame(f, n, [&e](auto id, auto type, auto p, auto len) { e.frame(id, type, p, len); });
+                           }),
+                 asio::detached);
   if (in) asio::co_spawn(io, e.acceptor(std::atoi(argv[2])), asio::detached);
   std::puts("ready");
   std::fflush(stdout);
