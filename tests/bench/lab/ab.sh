@@ -12,8 +12,10 @@
 # socks), over the transport of -t (default ws: the one the harness rows use), and makes
 # CONNS sequential connections with ../shared/bench/bench.py lat against its echo server.
 # One line per run: conn/s, p50, CPU per connection of each process (from /proc/PID/stat)
-# and context switches per connection of the three; then the medians per variant.
-# Only pairs from the same invocation compare: the VM's speed drifts by 10-20 % between runs.
+# and context switches per connection of the three; then the medians per variant. Even
+# rounds run the variants in reverse order: on the 2-vCPU VMs the second run of a pair was
+# often a few per cent faster, whatever it ran. Only runs from the same invocation compare:
+# the VM's speed drifts by 10-20 % between invocations.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BENCH=${NL_BENCH_SRC:-$ROOT/../shared/bench}/bench.py
@@ -104,7 +106,9 @@ lat_args=(--addr "127.0.0.1:$P_FWD")
 echo "# $MODE over $TRANSPORT, $CONNS sequential connections per run, $ROUNDS rounds; CPU in µs per connection"
 printf '%-5s %-14s %8s %7s %7s %7s %7s %7s %9s\n' round variant conn/s p50_ms client gateway agent total switches
 for ((r = 1; r <= ROUNDS; r++)); do
-  for ((v = 1; v <= ${#LABELS[@]}; v++)); do
+  order=$(seq 1 ${#LABELS[@]})
+  ((r % 2 == 0)) && order=$(seq ${#LABELS[@]} -1 1)  # the run that comes second in a pair
+  for v in $order; do                                 # tends to do better: alternate
     d=$W/v$v
     "$d/nl-gateway" --listen "127.0.0.1:$P_GW" --tls-cert "$S/gateway.crt" --tls-key "$S/gateway.key" \
       --secret-file "$S/secret" --log-level warn >"$W/gw.log" 2>&1 &
