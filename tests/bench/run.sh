@@ -36,19 +36,9 @@ cp "$ROOT"/tests/bench/rows/*.sh "$H/rows/"
 
 # nl credentials for the row, in the harness' run dir
 NL_STATE=$H/run/nl
-mkdir -p "$NL_STATE"
-GW=$BUILD_DIR/gateway/nl-gateway
-[ -f "$NL_STATE/secret" ] || "$GW" gen-secret --out "$NL_STATE/secret"
-if [ ! -f "$NL_STATE/gateway.crt" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
-    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-    -keyout "$NL_STATE/gateway.key" -out "$NL_STATE/gateway.crt" 2>/dev/null
-  chmod 600 "$NL_STATE/gateway.key"
-fi
-"$GW" token --secret-file "$NL_STATE/secret" --role agent --tenant bench --name bench --ttl 1d >"$NL_STATE/agent.token"
-"$GW" token --secret-file "$NL_STATE/secret" --role client --tenant bench --name bench-client --ttl 1d >"$NL_STATE/client.token"
-chmod 600 "$NL_STATE"/*.token
-"$BUILD_DIR/agent/nl-agent" key --key-file "$NL_STATE/agent.key" >"$NL_STATE/agent.pub"
+# shellcheck source-path=SCRIPTDIR source=nl_state.sh
+source "$ROOT/tests/bench/nl_state.sh"
+nl_make_state "$NL_STATE" "$BUILD_DIR/gateway/nl-gateway" "$BUILD_DIR/agent/nl-agent"
 
 export NL_BIN=$BUILD_DIR NL_STATE
 cd "$H"

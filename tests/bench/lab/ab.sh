@@ -68,14 +68,9 @@ done
 
 # Credentials, made with the first variant's binaries.
 S=$W/state
-mkdir -p "$S"
-"$W/v1/nl-gateway" gen-secret --out "$S/secret" >/dev/null 2>&1 || { echo "ab.sh: gen-secret failed" >&2; exit 1; }
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" \
-  -keyout "$S/gateway.key" -out "$S/gateway.crt" 2>/dev/null
-"$W/v1/nl-gateway" token --secret-file "$S/secret" --role agent --tenant lab --name lab --ttl 1d >"$S/agent.token"
-"$W/v1/nl-gateway" token --secret-file "$S/secret" --role client --tenant lab --name lab-client --ttl 1d >"$S/client.token"
-"$W/v1/nl-agent" key --key-file "$S/agent.key" >/dev/null
+# shellcheck source-path=SCRIPTDIR source=../nl_state.sh
+source "$ROOT/tests/bench/nl_state.sh"
+nl_make_state "$S" "$W/v1/nl-gateway" "$W/v1/nl-agent" >/dev/null
 
 read -r P_ECHO P_GW P_FWD < <(python3 -c '
 import socket
@@ -118,8 +113,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
       --allow cidr=127.0.0.0/8 --key-file "$S/agent.key" --transport "$TRANSPORT" --log-level info >"$W/ag.log" 2>&1 &
     ag=$!; PIDS+=("$ag")
     wait_log "$W/ag.log" 'session up: '
-    mode=(forward --agent lab -L "127.0.0.1:$P_FWD:127.0.0.1:$P_ECHO")
-    [ "$MODE" = socks ] && mode=(socks --agent lab --listen "127.0.0.1:$P_FWD")
+    mode=(forward --agent bench -L "127.0.0.1:$P_FWD:127.0.0.1:$P_ECHO")
+    [ "$MODE" = socks ] && mode=(socks --agent bench --listen "127.0.0.1:$P_FWD")
     "$d/nl-client" --gateway "wss://127.0.0.1:$P_GW" --token-file "$S/client.token" --ca "$S/gateway.crt" \
       --transport "$TRANSPORT" --log-level info "${mode[@]}" >"$W/cl.log" 2>&1 &
     cl=$!; PIDS+=("$cl")
