@@ -63,7 +63,13 @@ for ((v = 1; v <= $#; v++)); do
     elif [ -x "$arg/nl-$b" ]; then cp "$arg/nl-$b" "$W/v$v/"
     else echo "ab.sh: no nl-$b in $arg or $arg/$b" >&2; exit 1; fi
   done
-  LABELS+=("$(basename "$label")")
+  label=$(basename "$label")
+  # The results are grouped by label: two variants must not share one (build and ../x/build).
+  for l in "${LABELS[@]}"; do
+    [ "$l" != "$label" ] || { echo "ab.sh: two variants are named '$label'; name them: A=DIR B=DIR" >&2; exit 2; }
+  done
+  [[ $label =~ ^[^[:space:]]+$ ]] || { echo "ab.sh: variant name '$label' has spaces" >&2; exit 2; }
+  LABELS+=("$label")
 done
 
 # Credentials, made with the first variant's binaries.
