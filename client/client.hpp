@@ -82,8 +82,8 @@ private:
   awaitable<void> proxy_one(boost::asio::ip::tcp::socket sock, std::string agent);
   struct proxy_request;
   awaitable<std::optional<proxy_request>> proxy_handshake(boost::asio::ip::tcp::socket& sock);
-  awaitable<std::unique_ptr<transport::stream>> proxy_open(boost::asio::ip::tcp::socket& sock, const std::string& agent,
-                                                           const proxy_request& req);
+  awaitable<piped_stream> proxy_open(boost::asio::ip::tcp::socket& sock, const std::string& agent,
+                                     const proxy_request& req);
   awaitable<void> udp_associate(boost::asio::ip::tcp::socket control, std::string agent,
                                 boost::asio::ip::udp::endpoint client_hint);
   // connect --udp, after the flow's stream is open: stdin reads -> datagrams -> stdout.

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   socks->add_option("--listen", listen, "IP:PORT to listen on (default 127.0.0.1:1080)");
   socks->add_option("--user", user, "require this SOCKS5 username (and HTTP Basic proxy auth)");
   socks->add_option("--pass", pass, "password for --user");
+  bool early_reply = false;
+  socks->add_flag("--early-reply", early_reply,
+                  "answer CONNECT before the agent has connected: the first bytes go with the stream's OPEN "
+                  "(one round trip less), but a failed connect just closes the connection (no error reply)");
 
   auto* tun = app.add_subcommand("tun", "capture routes into a TUN device: every TCP/UDP flow to them goes through the agent (root)");
   nl::client::tun_options tun_opt;
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
   if (!listen.empty()) cfg->socks_listen = listen;
   if (!user.empty()) cfg->socks_user = user;
   if (!pass.empty()) cfg->socks_pass = pass;
+  if (early_reply) cfg->socks_early_reply = true;
   if (cfg->socks_user.empty() != cfg->socks_pass.empty()) {
     cli.message = "--user and --pass go together";
     return fail(cli);

@@ -70,6 +70,15 @@ errc local_code(const error_code& ec) {
 
 std::string text(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
 
+// Logs why the agent (or the session) refused a proxied stream; returns the reason.
+std::string log_refusal(bool socks, const proto::target& dest, const std::string& agent, const error_code& ec,
+                        const std::string& message) {
+  auto code = local_code(ec);
+  auto why = message.empty() ? std::string(describe(code)) : std::string(describe(code)) + ": " + message;
+  spdlog::info("{} {} via {}: {}", socks ? "socks" : "http", text(dest), agent, why);
+  return why;
+}
+
 }  // namespace
 
 awaitable<int> client::socks(std::string agent, std::string listen) {
@@ -115,12 +124,16 @@ awaitable<void> client::proxy_one(tcp::socket sock, std::string agent) {
     co_await udp_associate(std::move(sock), agent, req->hint);
     co_return;
   }
-  auto stream = co_await proxy_open(sock, agent, *req);
-  if (!stream) {
+  auto out = co_await proxy_open(sock, agent, *req);
+  if (!out.stream) {
     co_return;
   }
-  auto st = co_await transport::relay(*stream, sock);
-  spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", stream->id(), text(req->dest), st.to_stream,
+  auto st = co_await transport::relay(*out.stream, sock);
+  if (auto v = co_await verdict(out); v.error) {  // answered early: the relay ended when the refusal came
+    log_refusal(req->is_socks, req->dest, agent, v.error, v.message);
+    co_return;
+  }
+  spdlog::debug("stream {} to {} closed: up {} B, down {} B{}", out.stream->id(), text(req->dest), st.to_stream,
                 st.from_stream, st.error ? ", " + st.error.message() : "");
 }
 
@@ -208,22 +221,31 @@ awaitable<std::optional<client::proxy_request>> client::proxy_handshake(tcp::soc
   co_return req;
 }
 
-// Opens the stream and answers the local peer; null when the open failed (the peer got the
-// error reply) or the peer went away.
-awaitable<std::unique_ptr<transport::stream>> client::proxy_open(tcp::socket& sock, const std::string& agent,
-                                                                  const proxy_request& req) {
-  auto out = co_await open(agent, req.dest);
+// Opens the stream and answers the local peer. With socks.early_reply the answer is
+// "succeeded" at once (out.opening is then set, and a refusal ends the relay later);
+// otherwise it waits for the agent's and carries its error code. No stream when the open
+// failed (the peer got the error reply) or the peer went away.
+awaitable<client::piped_stream> client::proxy_open(tcp::socket& sock, const std::string& agent,
+                                                   const proxy_request& req) {
+  piped_stream out;
+  if (cfg_.socks_early_reply) {
+    out = co_await open_piped(agent, req.dest);  // waits for the answer only for e2e streams
+  } else {
+    auto o = co_await open(agent, req.dest);
+    out.stream = std::move(o.stream);
+    out.error = o.error;
+    out.message = std::move(o.message);
+  }
   if (!out.stream) {
     auto code = local_code(out.error);
-    auto why = out.message.empty() ? std::string(describe(code)) : std::string(describe(code)) + ": " + out.message;
-    spdlog::info("{} {} via {}: {}", req.is_socks ? "socks" : "http", text(req.dest), agent, why);
+    auto why = log_refusal(req.is_socks, req.dest, agent, out.error, out.message);
     if (req.is_socks) {
       auto rep = socks5::reply(socks5::reply_code(code));
       co_await send(sock, asio::buffer(rep));
     } else {
       co_await send(sock, asio::buffer(http::response(http::status_for(code), one_line(why))));
     }
-    co_return nullptr;
+    co_return out;
   }
   bool sent;
   if (req.is_socks) {
@@ -234,15 +256,15 @@ awaitable<std::unique_ptr<transport::stream>> client::proxy_open(tcp::socket& so
   } else {
     sent = co_await send(sock, asio::buffer(http::response(200)));
   }
+  if (sent && !req.rest.empty()) {
+    auto wec = co_await out.stream->write(bytes::copy_of(std::span<const std::byte>(req.rest)));
+    sent = !wec;
+  }
   if (!sent) {
-    co_return nullptr;
+    out.stream.reset();
+    out.opening = nullptr;
   }
-  if (!req.rest.empty()) {
-    if (co_await out.stream->write(bytes::copy_of(std::span<const std::byte>(req.rest)))) {
-      co_return nullptr;
-    }
-  }
-  co_return std::move(out.stream);
+  co_return out;
 }
 
 awaitable<int> client::connect(std::string agent, proto::target dest) {

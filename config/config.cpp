@@ -318,6 +318,7 @@ void fill_client(const section& top, client_config& c) {
     socks->get("listen", c.socks_listen, "127.0.0.1:1080");
     socks->get("user", c.socks_user, "alice");
     socks->get("pass", c.socks_pass, "s3cret");
+    socks->get_bool("early_reply", c.socks_early_reply);
   }
   read_forwards(top, "forwards", c.forwards, "[\"8080:intranet.lan:80\"]");
   read_forwards(top, "udp_forwards", c.udp_forwards, "[\"5353:127.0.0.1:53\"]");

@@ -7,7 +7,7 @@
 //
 // File layout: one file per program (nl-gateway.yaml, nl-agent.yaml, nl-client.yaml);
 // keys are at the top level and named like the fields below, except where noted
-// (tls: {cert, key} / {ca, insecure, server_name}; client socks: {listen, user, pass};
+// (tls: {cert, key} / {ca, insecure, server_name}; client socks: {listen, user, pass, early_reply};
 // agent policy: {default, rules}; agent e2e: {key_file, passphrase_file, require}; client
 // e2e: {pins: {AGENT: KEY}, passphrase_file}; udp: {idle_timeout, max_flows}).
 // examples/ holds a sample of each with every key.
@@ -153,6 +153,9 @@ struct client_config {
   std::string socks_listen = "127.0.0.1:1080";
   std::string socks_user;                  // optional SOCKS5 username/password (RFC 1929);
   std::string socks_pass;                  //   also accepted as HTTP Proxy-Authorization Basic
+  // Answer CONNECT (SOCKS5 and HTTP) before the agent has connected, so the application's
+  // first bytes travel with the OPEN; a refused connect then just closes the connection.
+  bool socks_early_reply = false;
   std::vector<forward_spec> forwards;
   client_e2e_config e2e;
   udp_config udp;

@@ -8,7 +8,7 @@ namespace nl::config::detail {
 const keys session_keys{"keepalive", "keepalive_timeout", "window", "max_streams"};
 const keys server_tls_keys{"cert", "key"};
 const keys client_tls_keys{"ca", "insecure", "server_name"};
-const keys socks_keys{"listen", "user", "pass"};
+const keys socks_keys{"listen", "user", "pass", "early_reply"};
 const keys policy_keys{"default", "rules"};
 const keys condition_keys{"cidr", "domain", "ports", "protocol", "days", "hours", "tz", "clients"};
 const keys udp_keys{"idle_timeout", "max_flows"};

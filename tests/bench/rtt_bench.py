@@ -8,6 +8,7 @@ connect to the local port, send one byte, wait for its echo from the target behi
 
   nl-forward   nl-client forward: the byte goes with the OPEN (early data): ~4D
   nl-socks     SOCKS5 must hear the agent's verdict before it sends:        ~8D
+  nl-socks --early-reply   the SOCKS5 reply comes at once, the byte rides with the OPEN: ~4D
   ssh-L        OpenSSH local forward over one link with the same 2D one-way delay: channel
                open, confirmation, then the byte: ~8D (needs ../shared/bench's sshd set-up,
                i.e. tests/bench/run.sh once, else the row is skipped)
@@ -140,9 +141,11 @@ def main():
             nl.start_agent(agent_view, "home")
             fwd = nl.start_forward(client_view, [f"127.0.0.1:0:127.0.0.1:{tport}"])
             socks = nl.start_socks(client_view)
+            early = nl.start_socks(client_view, extra=["--early-reply"])
             fport = fwd.ports[f"127.0.0.1:{tport}"]
             rows.append(("nl-forward (early data)", measure(a.n, fport, tport), 4))
             rows.append(("nl-socks (waits for the verdict)", measure(a.n, socks.port, tport, socks=True), 8))
+            rows.append(("nl-socks --early-reply", measure(a.n, early.port, tport, socks=True), 4))
             if (SSH_CONF / "sshd_config").exists():
                 subprocess.run(["mkdir", "-p", "/run/sshd"], check=False)
                 sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(SSH_CONF / "sshd_config")],

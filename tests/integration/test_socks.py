@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from nltest import SocksError, echo_roundtrip, http_connect, pattern_sha256, socks5_open
+from nltest import SocksError, echo_roundtrip, free_port, http_connect, pattern_sha256, socks5_open, socks5_reply_code
 
 
 @pytest.fixture
@@ -121,3 +121,49 @@ def test_socks_many_sequential_curls(nl, trio):
     for i in range(50):
         r = nl.curl("--proxy", socks.url, http.url + "/", timeout=15)
         assert r.returncode == 0, f"curl #{i}: exit {r.returncode}: {r.stderr_text}"
+
+
+def test_early_reply_answers_before_the_agent(nl):
+    """socks --early-reply: CONNECT is answered with success at once, and what follows rides
+    with the stream's OPEN. A refusal can then only close the connection. Streams to a pinned
+    (end-to-end) agent still wait for the agent and carry its reply code."""
+    from test_e2e import agent_key
+    gw = nl.start_gateway()
+    key_file = nl.tmp / "agent.key"
+    pub, _ = agent_key(nl, key_file)
+    nl.start_agent(gw, "home", deny=("domain=*.blocked.test",), extra=["--key-file", key_file])
+    http = nl.http_server()
+    echo = nl.echo_server()
+    socks = nl.start_socks(gw, extra=["--early-reply"])
+    r = nl.curl("--proxy", socks.url, http.url + "/")
+    assert r.returncode == 0 and "Hello from behind the agent" in r.stdout_text, r.stderr_text
+    r = nl.curl("-x", f"http://127.0.0.1:{socks.port}", "--proxytunnel", http.url + "/")
+    assert r.returncode == 0 and "Hello from behind the agent" in r.stdout_text, r.stderr_text
+    # more than the early-data window before the first read: the rest waits for the answer
+    with socks5_open(socks.port, "127.0.0.1", echo.port) as s:
+        data = os.urandom(300_000)
+        assert echo_roundtrip(s, data) == data
+
+    def closes_after_success(host: str, port: int) -> None:
+        s = socks5_open(socks.port, host, port, timeout=10)  # success: answered before the verdict
+        with s:
+            try:
+                got = s.recv(1)
+            except ConnectionResetError:
+                got = b""
+            assert got == b"", f"{host}:{port}: expected the connection to close, read {got!r}"
+
+    closes_after_success("www.blocked.test", 80)
+    socks.proc.wait_line(r"socks www\.blocked\.test:80 via home: denied", timeout=10)
+    closed = free_port()
+    closes_after_success("127.0.0.1", closed)
+    socks.proc.wait_line(rf"socks 127\.0\.0\.1:{closed} via home: .*refused", timeout=10)
+    st, hdr, s = http_connect(socks.port, "www.blocked.test:443")
+    with s:
+        assert st == 200, (st, hdr)
+        assert s.recv(1) == b""
+
+    sealed = nl.start_socks(gw, extra=["--early-reply", "--pin", f"home={pub}"])
+    assert socks5_reply_code(sealed.port, "www.blocked.test", 80) == 0x02
+    with socks5_open(sealed.port, "127.0.0.1", echo.port) as s:
+        assert echo_roundtrip(s, b"sealed") == b"sealed"

@@ -2,7 +2,7 @@
 # tests/bench/lab/ab.sh - the new-streams lab: interleaved A/B runs of two or more builds of
 # nl on loopback, for changes too small for the harness' run-to-run spread.
 #
-#   tests/bench/lab/ab.sh [-r ROUNDS] [-n CONNS] [-t ws|quic] [-m forward|socks] A B ...
+#   tests/bench/lab/ab.sh [-r ROUNDS] [-n CONNS] [-t ws|quic] [-m forward|socks] [-c CLIENT_ARG] A B ...
 #
 # Each of A, B, ... is a build directory (gateway/nl-gateway, agent/nl-agent,
 # client/nl-client) or a directory holding nl-gateway, nl-agent and nl-client; LABEL=DIR
@@ -11,6 +11,8 @@
 # turn (gateway with TLS, agent, and `nl-client forward -L`, or `nl-client socks` with -m
 # socks), over the transport of -t (default ws: the one the harness rows use), and makes
 # CONNS sequential connections with ../shared/bench/bench.py lat against its echo server.
+# -c adds an argument to every variant's nl-client sub-command (repeatable; e.g.
+# `-m socks -c --early-reply`).
 # One line per run: conn/s, p50, CPU per connection of each process (from /proc/PID/stat)
 # and context switches per connection of the three; then the medians per variant. Even
 # rounds run the variants in reverse order: on the 2-vCPU VMs the second run of a pair was
@@ -20,14 +22,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BENCH=${NL_BENCH_SRC:-$ROOT/../shared/bench}/bench.py
 ROUNDS=4 CONNS=3000 TRANSPORT=ws MODE=forward
+CLIENT_ARGS=()
 
 usage() { sed -n '5p' "$0" | sed 's/^# *//' >&2; exit 2; }
-while getopts r:n:t:m:h opt; do
+while getopts r:n:t:m:c:h opt; do
   case $opt in
     r) ROUNDS=$OPTARG ;;
     n) CONNS=$OPTARG ;;
     t) TRANSPORT=$OPTARG ;;
     m) MODE=$OPTARG ;;
+    c) CLIENT_ARGS+=("$OPTARG") ;;
     *) usage ;;
   esac
 done
@@ -104,7 +108,7 @@ wait_port "$P_ECHO"
 TCK=$(getconf CLK_TCK)
 lat_args=(--addr "127.0.0.1:$P_FWD")
 [ "$MODE" = socks ] && lat_args+=(--socks --target "127.0.0.1:$P_ECHO")
-echo "# $MODE over $TRANSPORT, $CONNS sequential connections per run, $ROUNDS rounds; CPU in µs per connection"
+echo "# $MODE${CLIENT_ARGS[*]:+ ${CLIENT_ARGS[*]}} over $TRANSPORT, $CONNS sequential connections per run, $ROUNDS rounds; CPU in µs per connection"
 printf '%-5s %-14s %8s %7s %7s %7s %7s %7s %9s\n' round variant conn/s p50_ms client gateway agent total switches
 for ((r = 1; r <= ROUNDS; r++)); do
   order=$(seq 1 ${#LABELS[@]})
@@ -122,7 +126,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     mode=(forward --agent bench -L "127.0.0.1:$P_FWD:127.0.0.1:$P_ECHO")
     [ "$MODE" = socks ] && mode=(socks --agent bench --listen "127.0.0.1:$P_FWD")
     "$d/nl-client" --gateway "wss://127.0.0.1:$P_GW" --token-file "$S/client.token" --ca "$S/gateway.crt" \
-      --transport "$TRANSPORT" --log-level info "${mode[@]}" >"$W/cl.log" 2>&1 &
+      --transport "$TRANSPORT" --log-level info "${mode[@]}" "${CLIENT_ARGS[@]}" >"$W/cl.log" 2>&1 &
     cl=$!; PIDS+=("$cl")
     wait_log "$W/cl.log" 'session up: '
     wait_port "$P_FWD"

@@ -13,6 +13,7 @@ NL_LOG_LEVEL=${NL_LOG_LEVEL:-warn}
 NL_E2E=0  # 81-nl-socks-e2e.sh sources this file and sets 1: the client pins the agent's key
 NL_TRANSPORT=ws  # 82-nl-socks-quic.sh sources this file and sets quic
 NL_MODE=socks    # 84-nl-forward.sh sources this file and sets forward
+NL_SOCKS_ARGS=() # 87-nl-socks-early.sh sources this file and sets (--early-reply)
 
 # nl_log_lines LABEL : current number of lines in this row's log for LABEL (logs are appended
 # to across rounds, so readiness is looked for only after this offset)
@@ -46,7 +47,7 @@ row_start() {  # $1 $2 = target (socks rows ignore it: the harness asks through 
   nl_wait_log nl-agent "$off" 'session up: ' || return 1
 
   off=$(nl_log_lines nl-client)
-  local mode=(socks --agent bench --listen "127.0.0.1:$P_ROW")
+  local mode=(socks --agent bench --listen "127.0.0.1:$P_ROW" "${NL_SOCKS_ARGS[@]}")
   [ "$NL_MODE" = forward ] && mode=(forward --agent bench -L "127.0.0.1:$P_ROW:$1:$2")
   local pin=()
   [ "$NL_E2E" = 1 ] && pin=(--pin "bench=$(head -1 "$NL_STATE/agent.pub")")

@@ -90,6 +90,8 @@ TEST_CASE("config errors: line and message", "[config]") {
        "needs both 'user' and 'pass'"},
       {"socks pass without user", 'c', "agent: home\nsocks: { pass: x }\n", 2,
        "needs both 'user' and 'pass'"},
+      {"socks early_reply not a bool", 'c', "socks:\n  early_reply: 1s\n", 2,
+       "'early_reply' must be true or false, not '1s'"},
       // duplicate keys: the second occurrence
       {"duplicate top key", 'g', "listen: 0.0.0.0:443\nlog_level: info\nlisten: 0.0.0.0:8443\n", 3,
        "duplicate key 'listen' (first given at line 1); keep only one"},
@@ -206,6 +208,12 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
     auto gw = nl::config::parse_gateway("tls:\nrevoked:\n", "n.yaml");
     REQUIRE(gw);
     CHECK_FALSE(gw->tls);
+  }
+  SECTION("client socks keys") {
+    auto c = nl::config::parse_client("socks:\n  listen: 127.0.0.1:0\n  early_reply: yes\n", "s.yaml");
+    REQUIRE(c);
+    CHECK(c->socks_listen == "127.0.0.1:0");
+    CHECK(c->socks_early_reply);
   }
   SECTION("rule forms") {
     auto a = nl::config::parse_agent(
@@ -367,6 +375,7 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(c->agent == "home");
     CHECK(c->socks_listen == "127.0.0.1:1080");
     CHECK(c->socks_user.empty());
+    CHECK_FALSE(c->socks_early_reply);
     REQUIRE(c->forwards.size() == 2);
     CHECK(c->forwards[0].to_string() == "127.0.0.1:8080:intranet.lan:80");
     CHECK(c->forwards[1].host == "fd00::5");
