@@ -104,14 +104,11 @@ awaitable<transport::open_outcome> client::open(const std::string& agent, const 
 }
 
 awaitable<client::piped_stream> client::open_piped(const std::string& agent, const proto::target& dest) {
-  piped_stream p;
   if (pins_.contains(agent) || dest.protocol == proto::transport_protocol::udp) {
     auto out = co_await open(agent, dest);
-    p.stream = std::move(out.stream);
-    p.error = out.error;
-    p.message = std::move(out.message);
-    co_return p;
+    co_return answered(std::move(out));
   }
+  piped_stream p;
   auto s = co_await link_.get(cfg_.peer.connect_timeout);
   if (!s) {
     p.error = make_error_code(errc::not_connected);
@@ -125,6 +122,14 @@ awaitable<client::piped_stream> client::open_piped(const std::string& agent, con
   p.error = out.error;
   p.message = std::move(out.message);
   co_return p;
+}
+
+client::piped_stream client::answered(transport::open_outcome o) {
+  piped_stream p;
+  p.stream = std::move(o.stream);
+  p.error = o.error;
+  p.message = std::move(o.message);
+  return p;
 }
 
 awaitable<transport::open_answer> client::verdict(const piped_stream& p) {

@@ -67,6 +67,9 @@ private:
     std::string message;
   };
   awaitable<piped_stream> open_piped(const std::string& agent, const proto::target& dest);
+  // An open() result as a piped_stream whose answer has come (`opening` null). A plain
+  // function: see the note on g++ 12 coroutines in transport/mux/mux_internal.hpp.
+  static piped_stream answered(transport::open_outcome o);
   // The agent's verdict on a piped stream (ok at once for one opened by open()).
   static awaitable<transport::open_answer> verdict(const piped_stream& p);
   // Keeps the link running in the background; sets link_result_ when it ends.

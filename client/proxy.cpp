@@ -70,11 +70,16 @@ errc local_code(const error_code& ec) {
 
 std::string text(const proto::target& t) { return host_port{t.host, t.port}.to_string(); }
 
+// Why a stream was refused, for people: the local reason and the far end's detail text.
+std::string refusal(const error_code& ec, const std::string& message) {
+  std::string why(describe(local_code(ec)));
+  return message.empty() ? why : why + ": " + message;
+}
+
 // Logs why the agent (or the session) refused a proxied stream; returns the reason.
 std::string log_refusal(bool socks, const proto::target& dest, const std::string& agent, const error_code& ec,
                         const std::string& message) {
-  auto code = local_code(ec);
-  auto why = message.empty() ? std::string(describe(code)) : std::string(describe(code)) + ": " + message;
+  auto why = refusal(ec, message);
   spdlog::info("{} {} via {}: {}", socks ? "socks" : "http", text(dest), agent, why);
   return why;
 }
@@ -232,9 +237,7 @@ awaitable<client::piped_stream> client::proxy_open(tcp::socket& sock, const std:
     out = co_await open_piped(agent, req.dest);  // waits for the answer only for e2e streams
   } else {
     auto o = co_await open(agent, req.dest);
-    out.stream = std::move(o.stream);
-    out.error = o.error;
-    out.message = std::move(o.message);
+    out = answered(std::move(o));
   }
   if (!out.stream) {
     auto code = local_code(out.error);
@@ -272,8 +275,7 @@ awaitable<int> client::connect(std::string agent, proto::target dest) {
   start_link();
   auto out = co_await open_piped(agent, dest);  // stdin's first bytes go with the OPEN (TCP)
   auto refused = [&](const error_code& ec, const std::string& message) {
-    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << describe(local_code(ec))
-              << (message.empty() ? "" : ": " + message) << "\n";
+    std::cerr << "nl-client: " << text(dest) << " via " << agent << ": " << refusal(ec, message) << "\n";
   };
   if (!out.stream) {
     refused(out.error, out.message);
