@@ -36,6 +36,11 @@ constexpr std::size_t max_accept_backlog = 1024;
 // Data chunks coalesced into one WebSocket message by the writer.
 constexpr std::size_t max_items_per_message = 8;
 constexpr std::size_t max_message_bytes = 512 * 1024;
+// Control frames waiting to be sent beyond which the reader takes no further message from
+// the peer until the writer has sent them. Answers to the peer (PONG, refused OPENs, credit
+// for its data) would otherwise pile up without bound when a peer keeps sending but stops
+// reading; a peer that reads is never held back (a full batch of OPENs is far below this).
+constexpr std::size_t max_control_backlog = 1024 * 1024;
 // Upper bound on send credit; more means a broken or hostile peer.
 constexpr std::uint64_t max_credit = std::uint64_t{1} << 31;
 
@@ -180,6 +185,8 @@ private:
   std::vector<std::byte> control_;  // encoded control frames waiting for the writer
   std::deque<out_item> data_q_;
   async_event writer_ev_, closed_ev_, hello_ev_;
+  async_event control_sent_ev_;  // the writer took control frames, for a reader held back
+  bool reader_held_ = false;     // the reader waits for control_ to drain (max_control_backlog)
   asio::steady_timer ka_timer_;
   clock::time_point last_rx_;
   std::optional<proto::hello_body> hello_;

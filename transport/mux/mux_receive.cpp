@@ -51,6 +51,7 @@ void mux_session_impl::finish(bool remote, goaway_code code, std::string message
   accept_q_.close();
   ka_timer_.cancel();
   hello_ev_.notify();
+  control_sent_ev_.notify();
   writer_ev_.notify();
 }
 
@@ -261,6 +262,12 @@ awaitable<void> mux_session_impl::reader() {
       on_frame(r.frame);
       data = data.subspan(r.frame.consumed);
     }
+    // Like TCP's own backpressure: a peer that does not read our answers is not read either.
+    while (!closed_ && control_.size() > max_control_backlog) {
+      reader_held_ = true;
+      co_await control_sent_ev_.wait();
+    }
+    reader_held_ = false;
   }
 }
 

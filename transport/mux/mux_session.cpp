@@ -18,6 +18,7 @@ mux_session_impl::mux_session_impl(std::unique_ptr<message_channel> ch, mux_opti
       writer_ev_(ex_),
       closed_ev_(ex_),
       hello_ev_(ex_),
+      control_sent_ev_(ex_),
       ka_timer_(ex_),
       last_rx_(clock::now()) {
   if (opts_.early_data) {

@@ -49,6 +49,9 @@ awaitable<void> mux_session_impl::writer() {
       break;
     }
     take_control(ctl);
+    if (reader_held_) {
+      control_sent_ev_.notify();  // rechecks once this batch is out of control_
+    }
     bufs.clear();
     headers.clear();
     items.clear();

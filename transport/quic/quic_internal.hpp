@@ -28,6 +28,12 @@ inline errc errc_from_wire(std::uint64_t code) {
   return errc::aborted;
 }
 
+// Bytes our control stream may hold (unsent or unacknowledged) and still take a RESET's text.
+// Beyond it the text is left out and the code alone goes (RESET_STREAM): a peer that makes
+// us reset its streams over and over but does not read the control stream must not make it
+// grow without bound.
+inline constexpr std::uint64_t max_control_backlog = 256 * 1024;
+
 // The callbacks a client (server = false) or server connection gives ngtcp2 (quic_events.cpp).
 ngtcp2_callbacks make_callbacks(bool server);
 

@@ -424,7 +424,7 @@ void connection::reset_stream(const state_ptr& st, errc code, std::string_view m
     ngtcp2_conn_extend_max_offset(conn_, unread);
   }
   if (!st->closed && !closed_) {
-    if (send && !message.empty()) {
+    if (send && !message.empty() && ctl_ && ctl_->tx_end - ctl_->tx_base <= max_control_backlog) {
       std::vector<std::byte> frame;
       proto::append_reset(frame, static_cast<std::uint32_t>(st->id), {code, std::string(message)});
       write_control(frame);

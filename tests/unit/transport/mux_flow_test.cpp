@@ -482,3 +482,29 @@ TEST_CASE("PING is answered with a PONG carrying the same value", "[mux]") {
     }
   }
 }
+
+// A peer that sends PINGs (or anything else we must answer) but never reads its socket must
+// not make us queue answers without bound: the reader stops taking its messages while the
+// answers wait, and goes on once they have been sent.
+TEST_CASE("a peer that floods PINGs without reading is not read further", "[mux][hostile]") {
+  asio::io_context io;
+  connected c(io);
+  c.p.link->set_stalled(1, true);  // b's writes never complete: a stopped reading
+  std::vector<std::byte> pings;
+  for (int i = 0; i < 50'000; ++i) {
+    proto::append_ping(pings, frame_type::ping, static_cast<std::uint64_t>(i));
+  }
+  constexpr std::size_t messages = 8;  // 400 000 PONGs, 8 MB, if b answered them all
+  for (std::size_t i = 0; i < messages; ++i) {
+    c.p.link->inject(1, pings);
+  }
+  settle(io);
+  auto& unread = c.p.link->to(1).queue;
+  CHECK(unread.size() >= messages - 3);  // at most ~2 MB of answers wait
+  CHECK(c.p.b->is_open());
+  c.p.link->set_stalled(1, false);  // a reads again: b answers everything and reads on
+  REQUIRE(run_until(io, [&] { return unread.empty(); }, 5s));
+  settle(io);
+  CHECK(c.p.a->is_open());
+  CHECK(c.p.b->is_open());
+}

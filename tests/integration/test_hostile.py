@@ -1,0 +1,76 @@
+"""A hostile peer with a valid token, speaking the wire protocol itself (docs/protocol.md).
+
+The gateway must bound what such a peer makes it hold by the protocol's limits, never by
+the peer's traffic.
+"""
+
+import select
+import socket
+import struct
+import time
+
+from nltest import assert_rss_growth_below
+from wstap import _frame
+
+FLOOD_BYTES = 64 * 1024 * 1024   # PINGs sent at most
+FLOOD_DEADLINE = 20.0            # absolute bound for sending them
+STALL = 0.5                      # no byte accepted for this long: the gateway stopped reading
+MEM_GROWTH_KIB = 16 * 1024
+
+
+def ws_session(port: int, token: str) -> socket.socket:
+    """A plain WebSocket client session (nl.2) on /v1/client whose receive buffer is tiny,
+    so that what the gateway sends it soon stays in the gateway."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(("GET /v1/client HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Bearer {token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Protocol: nl.2\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        assert chunk, f"gateway closed during the upgrade: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def test_ping_flood_from_a_peer_that_does_not_read(nl):
+    """A client session that sends PINGs as fast as it can and never reads the PONGs. The
+    gateway stops reading it once about 1 MiB of answers wait to be sent, as TCP itself
+    would; so the flood stalls in the sender's socket, the gateway's memory stays flat, and
+    the gateway keeps serving everyone else."""
+    gw = nl.start_gateway(tls=False)
+    s = ws_session(gw.port, nl.token("client", "t1", "flooder"))
+    ping = struct.pack(">BBHIIQ", 0x08, 0, 0, 0, 8, 7)   # PING, stream 0, 8-byte payload
+    msg = _frame(0x2, ping * 50_000, masked=True)        # one 1 MB binary message
+    mem0 = gw.proc.rss_kib()
+    s.setblocking(False)
+    view, off, sent, peak = memoryview(msg), 0, 0, mem0
+    start = last_progress = time.monotonic()
+    while sent < FLOOD_BYTES:
+        now = time.monotonic()
+        assert now - start < FLOOD_DEADLINE, f"sent {sent} bytes in {FLOOD_DEADLINE} s"
+        if now - last_progress > STALL:
+            break  # the gateway takes no more
+        peak = max(peak, gw.proc.rss_kib())
+        _, writable, _ = select.select([], [s], [], 0.05)
+        if not writable:
+            continue
+        try:
+            n = s.send(view[off:])
+        except BlockingIOError:
+            continue
+        off, sent, last_progress = (off + n) % len(msg), sent + n, time.monotonic()
+    st, _, body = gw.get("/healthz", timeout=5)
+    assert st == 200, (st, body)
+    peak = max(peak, gw.proc.rss_kib())
+    assert sent < FLOOD_BYTES, f"the gateway read all {sent} bytes of PINGs it could not answer"
+    assert_rss_growth_below(peak - mem0, MEM_GROWTH_KIB,
+                            f"gateway grew by {peak - mem0} KiB while a peer sent {sent >> 20} MiB of PINGs "
+                            "and read nothing")
+    s.close()
+    assert gw.proc.alive()
