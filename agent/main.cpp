@@ -11,11 +11,13 @@
 
 #include "agent/agent.hpp"
 #include "common/log.hpp"
+#include "common/fd_limit.hpp"
 #include "common/malloc_tuning.hpp"
 #include "config/cli.hpp"
 
 int main(int argc, char** argv) {
   nl::tune_allocator();
+  nl::raise_fd_limit();
   CLI::App app{"nl-agent: serves a private network to authorised nl clients through the gateway"};
   app.set_version_flag("--version", "nl-agent 0.1.0");
   nl::config::peer_overrides peer;

@@ -10,11 +10,13 @@
 
 #include "client/client.hpp"
 #include "common/log.hpp"
+#include "common/fd_limit.hpp"
 #include "common/malloc_tuning.hpp"
 #include "config/cli.hpp"
 
 int main(int argc, char** argv) {
   nl::tune_allocator();
+  nl::raise_fd_limit();
   CLI::App app{"nl-client: reach the networks of nl agents from this machine"};
   app.set_version_flag("--version", "nl-client 0.1.0");
   app.require_subcommand(1);

@@ -17,6 +17,7 @@
 
 #include "acl/policy.hpp"
 #include "common/log.hpp"
+#include "common/fd_limit.hpp"
 #include "common/malloc_tuning.hpp"
 #include "common/units.hpp"
 #include "config/cli.hpp"
@@ -145,6 +146,7 @@ struct token_policy_options {
 
 int main(int argc, char** argv) {
   nl::tune_allocator();
+  nl::raise_fd_limit();
   CLI::App app{"nl-gateway: the public rendezvous and relay of nl"};
   app.set_version_flag("--version", "nl-gateway 0.1.0");
   std::string config_path, listen, cert, key, secret_file, log_level, keepalive, keepalive_timeout, drain;

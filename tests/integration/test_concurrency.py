@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import os
 import random
+import resource
 import struct
 
 from nltest import wait_until
@@ -83,10 +84,48 @@ async def run_all(port: int, target_port: int, payloads: list[bytes]) -> list[st
     return [f"stream {i}: {r!r}" for i, r in enumerate(done) if r]
 
 
+def fd_limits(pid: int) -> tuple[str, str]:
+    """(soft, hard) open-file limits of a process, as /proc prints them."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return soft, hard
+    raise AssertionError(f"no open-file limit in /proc/{pid}/limits")
+
+
 def test_200_concurrent_streams(nl):
     gw = nl.start_gateway()
     nl.start_agent(gw, "home")
     socks = nl.start_socks(gw)
+    run_200(nl, gw, socks)
+
+
+def test_a_low_soft_open_file_limit_is_raised(nl):
+    """Most systems start processes with a soft limit of 1 024 open files and a higher hard
+    limit. Started with a soft limit of 128, the agent (a socket per target) and the client
+    (a socket per local connection) raise it to the hard limit themselves, so 200
+    concurrent streams still work."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 128
+    if hard != resource.RLIM_INFINITY and hard < 4 * low:
+        import pytest
+        pytest.skip(f"hard open-file limit {hard} leaves no room to test raising it")
+    gw = nl.start_gateway()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # inherited by what starts now
+    try:
+        agent = nl.start_agent(gw, "home")
+        socks = nl.start_socks(gw)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for p in (agent, socks.proc):
+        now_soft, now_hard = fd_limits(p.pid)
+        assert now_soft == now_hard or (now_hard == "unlimited" and int(now_soft) > low), \
+            f"{p.name}: soft open-file limit {now_soft}, hard {now_hard}"
+    run_200(nl, gw, socks)
+
+
+def run_200(nl, gw, socks):
     echo = nl.echo_server()
     rnd = random.Random(7)
     payloads = [os.urandom(rnd.randint(16 * 1024, 256 * 1024)) for _ in range(N_STREAMS)]
