@@ -41,6 +41,11 @@ constexpr std::size_t max_message_bytes = 512 * 1024;
 // for its data) would otherwise pile up without bound when a peer keeps sending but stops
 // reading; a peer that reads is never held back (a full batch of OPENs is far below this).
 constexpr std::size_t max_control_backlog = 1024 * 1024;
+// Received DATA payloads below small_payload share chunks of small_chunk bytes: the window
+// counts payload bytes, and a buffer per 1-byte frame would cost some 70 bytes of memory per
+// byte of window. Worst case with gathering: about twice the window.
+constexpr std::size_t small_payload = 1024;
+constexpr std::size_t small_chunk = 4 * 1024;
 // Upper bound on send credit; more means a broken or hostile peer.
 constexpr std::uint64_t max_credit = std::uint64_t{1} << 31;
 

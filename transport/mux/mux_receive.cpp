@@ -2,9 +2,37 @@
 // stream's state and flow control, and the session's end (transport/mux/mux_internal.hpp).
 #include "transport/mux/mux_internal.hpp"
 
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 namespace nl::transport::mux_detail {
+
+namespace {
+
+// A payload joins the last unread chunk when it fits there. Otherwise it gets a chunk of
+// its own: exactly its size, unless it is small and others are already waiting (a reader
+// that keeps up takes each payload as it comes, in a buffer of its size); then a
+// small_chunk buffer that the next small payloads fill.
+void push_rx(chunk_queue& rx, std::span<const std::byte> payload) {
+  if (!rx.empty()) {
+    if (auto room = rx.back().prepare(); room.size() >= payload.size()) {
+      std::memcpy(room.data(), payload.data(), payload.size());
+      rx.back().commit(payload.size());
+      return;
+    }
+    if (payload.size() < small_payload) {
+      bytes b(small_chunk);
+      std::memcpy(b.data(), payload.data(), payload.size());
+      b.commit(payload.size());
+      rx.push_back(std::move(b));
+      return;
+    }
+  }
+  rx.push_back(bytes::copy_of(payload));
+}
+
+}  // namespace
 
 void mux_session_impl::erase(stream_state& st) {
   if (st.in_map) {
@@ -170,7 +198,7 @@ void mux_session_impl::on_frame(const proto::frame_view& f) {
         return;
       }
       st->rx_allowed -= f.payload.size();
-      st->rx.push_back(bytes::copy_of(f.payload));
+      push_rx(st->rx, f.payload);
       st->ev.notify();
       return;
     }

@@ -508,3 +508,32 @@ TEST_CASE("a peer that floods PINGs without reading is not read further", "[mux]
   CHECK(c.p.a->is_open());
   CHECK(c.p.b->is_open());
 }
+
+// The window bounds the bytes a peer can make us hold, not the number of frames: 1-byte
+// DATA frames must not cost a buffer each (with its allocation and bookkeeping, some 70
+// bytes per byte of payload), so small payloads are gathered into shared chunks.
+TEST_CASE("tiny DATA frames are gathered into chunks instead of a buffer each", "[mux][flow][hostile]") {
+  asio::io_context io;
+  connected c(io);
+  auto id = c.sp.opener->id();
+  constexpr std::size_t frames = 20'000;
+  std::vector<std::byte> msg;
+  for (std::size_t i = 0; i < frames; ++i) {
+    auto f = raw_data(id, 1);
+    msg.insert(msg.end(), f.begin(), f.end());
+  }
+  c.p.link->inject(1, msg);
+  settle(io);
+  std::size_t got = 0, reads = 0;
+  while (got < frames) {
+    auto r = start(io, c.sp.acceptor->read());
+    REQUIRE(run_until(io, [&] { return r->done; }, 500ms));
+    REQUIRE(r->value->has_value());
+    REQUIRE_FALSE(r->value->value().empty());
+    got += r->value->value().size();
+    ++reads;
+  }
+  CHECK(got == frames);
+  CHECK(reads <= 2 + frames / 1024);  // chunks of a few KiB, whatever the frames' size
+  CHECK(c.p.b->is_open());
+}
