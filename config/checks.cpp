@@ -12,6 +12,7 @@ namespace {
 constexpr std::uint32_t min_window = 16 * 1024;
 constexpr std::uint32_t max_window = 16 * 1024 * 1024;
 constexpr std::uint32_t max_max_streams = 1 << 20;
+constexpr std::uint32_t max_client_sessions_limit = 1 << 16;
 constexpr std::uint32_t max_max_flows = 1 << 16;
 
 std::string format_size(std::uint64_t n) {
@@ -160,6 +161,10 @@ finding check_gateway(const gateway_config& c, bool complete) {
     return issue{{"duplicate_agent"}, "'duplicate_agent' is '" + c.duplicate_agent +
                                           "'; use replace (the newest agent wins) or refuse (the "
                                           "first keeps its name)"};
+  }
+  if (c.max_client_sessions < 1 || c.max_client_sessions > max_client_sessions_limit) {
+    return issue{{"max_client_sessions"}, "'max_client_sessions' is " + std::to_string(c.max_client_sessions) +
+                                              "; pick a number from 1 to 65536, e.g. 128"};
   }
   for (const auto& r : c.revoked) {
     if (r.empty()) {

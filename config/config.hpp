@@ -65,6 +65,7 @@ struct gateway_config {
   session_config session;
   milliseconds drain_timeout{10'000};     // on SIGTERM: how long streams may drain
   std::string duplicate_agent = "replace";  // "replace" (newest wins) or "refuse"
+  std::uint32_t max_client_sessions = 128;  // sessions one client (tenant/name) may hold at once
   std::string log_level = "info";
   bool quic = true;                       // also listen on UDP (same host:port) for QUIC; needs tls
 };

@@ -14,8 +14,9 @@ const keys condition_keys{"cidr", "domain", "ports", "protocol", "days", "hours"
 const keys udp_keys{"idle_timeout", "max_flows"};
 const keys agent_e2e_keys{"key_file", "passphrase_file", "require"};
 const keys client_e2e_keys{"pins", "passphrase_file"};
-const keys gateway_keys{"listen",  "tls",           "secret_file",     "revoked",  "revoked_file",
-                        "session", "drain_timeout", "duplicate_agent", "log_level", "quic"};
+const keys gateway_keys{"listen",          "tls",       "secret_file",         "revoked",
+                        "revoked_file",    "session",   "drain_timeout",       "duplicate_agent",
+                        "log_level",       "quic",      "max_client_sessions"};
 const keys peer_keys{"gateway",         "token",       "token_file", "tls",      "session",
                      "connect_timeout", "backoff_initial", "backoff_max", "log_level", "transport",
                      "quic_reprobe"};

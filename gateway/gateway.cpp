@@ -142,6 +142,11 @@ void gateway::check_quic(transport::quic::pending_session& p) {
     p.reject(errc::auth_failed, *why);
     return;
   }
+  if (auto why = session_limit_refusal(*c)) {
+    spdlog::warn("refused quic session from {}: {}", address, *why);
+    p.reject(errc::limit, *why);
+    return;
+  }
   if (auto s = p.accept(hello_for(*c))) {
     adopt(std::move(s), std::move(*c), address);
   }
@@ -222,6 +227,19 @@ std::optional<std::string> gateway::duplicate_refusal(const token::claims& c) co
   return std::nullopt;
 }
 
+std::optional<std::string> gateway::session_limit_refusal(const token::claims& c) const {
+  if (c.r != token::role::client) {
+    return std::nullopt;  // one session per agent name anyway (duplicate_agent)
+  }
+  auto it = client_sessions_.find(identity(c));
+  if (it == client_sessions_.end() || it->second < cfg_.max_client_sessions) {
+    return std::nullopt;
+  }
+  return "client '" + identity(c) + "' already has " + std::to_string(it->second) +
+         (it->second == 1 ? " session" : " sessions") +
+         " open, the gateway's max_client_sessions; close one, or raise the limit on the gateway";
+}
+
 proto::hello_body gateway::hello_for(const token::claims& c) const {
   return proto::hello_body{proto::protocol_version, static_cast<std::uint32_t>(cfg_.session.keepalive.count()),
                            cfg_.session.max_streams, identity(c), "nl-gateway 0.1.0"};
@@ -260,6 +278,10 @@ request_decision gateway::on_request(const http_request_info& req) {
   if (auto why = duplicate_refusal(*c)) {
     return refuse(409, *why);
   }
+  if (auto why = session_limit_refusal(*c)) {
+    spdlog::warn("refused {} from {}: {}", path, describe_peer(req), *why);
+    return refuse(429, *why);
+  }
   return upgrade(req, std::move(*c));
 }
 
@@ -283,6 +305,9 @@ request_decision gateway::upgrade(const http_request_info& req, token::claims c)
 void gateway::adopt(std::shared_ptr<transport::session> s, token::claims c, std::string address) {
   sessions_.insert(s);
   session_claims_[s.get()] = c;
+  if (c.r == token::role::client) {
+    ++client_sessions_[identity(c)];
+  }
   // A session whose handshake finished after SIGTERM (the peer may already have seen our
   // HELLO and think it is up) is drained like the others; otherwise the shutdown would wait
   // for it until drain_timeout.
@@ -295,6 +320,11 @@ void gateway::adopt(std::shared_ptr<transport::session> s, token::claims c, std:
         std::rethrow_exception(e);
       } catch (const std::exception& x) {
         spdlog::error("session task failed: {}", x.what());
+      }
+    }
+    if (auto it = session_claims_.find(s.get()); it != session_claims_.end() && it->second.r == token::role::client) {
+      if (auto n = client_sessions_.find(identity(it->second)); n != client_sessions_.end() && --n->second == 0) {
+        client_sessions_.erase(n);
       }
     }
     session_claims_.erase(s.get());

@@ -70,6 +70,8 @@ private:
   // text, or nullopt); then the HELLO the gateway answers with.
   std::expected<proto::token::claims, std::string> check_token(std::string_view token, proto::token::role want) const;
   std::optional<std::string> duplicate_refusal(const proto::token::claims& c) const;
+  // For clients: the refusal text when this client already holds max_client_sessions.
+  std::optional<std::string> session_limit_refusal(const proto::token::claims& c) const;
   proto::hello_body hello_for(const proto::token::claims& c) const;
   bool is_revoked(const proto::token::claims& c) const;
   transport::ws::request_decision upgrade(const transport::ws::http_request_info& req, proto::token::claims c);
@@ -104,6 +106,7 @@ private:
   std::map<std::string, peer_entry> agents_;                 // "tenant/name" -> online agent
   std::set<std::shared_ptr<transport::session>> sessions_;   // every live session
   std::map<transport::session*, proto::token::claims> session_claims_;
+  std::map<std::string, std::uint32_t> client_sessions_;      // "tenant/name" -> live client sessions
   std::set<std::string> revoked_;
   bool shutting_down_ = false;
   async_event sessions_changed_;

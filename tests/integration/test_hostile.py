@@ -74,3 +74,39 @@ def test_ping_flood_from_a_peer_that_does_not_read(nl):
                             "and read nothing")
     s.close()
     assert gw.proc.alive()
+
+
+def upgrade_status(port: int, token: str) -> tuple[int, str]:
+    """(HTTP status, X-NL-Error) of a WebSocket upgrade on /v1/client."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/v1/client", headers={
+            "Authorization": f"Bearer {token}", "Connection": "Upgrade", "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Protocol": "nl.2"})
+        r = c.getresponse()
+        return r.status, r.getheader("X-NL-Error") or ""
+    finally:
+        c.close()
+
+
+def test_a_client_holds_at_most_max_client_sessions(nl):
+    """One client token cannot open sessions without end: beyond max_client_sessions the
+    gateway answers 429 with the reason. Other clients are not affected, and a session that
+    ends frees its place."""
+    gw = nl.start_gateway(tls=False, config=nl.write_config("gw-limit.yaml", "max_client_sessions: 2\n"))
+    laptop, other = nl.token("client", "t1", "laptop"), nl.token("client", "t1", "other")
+    first = ws_session(gw.port, laptop)
+    second = ws_session(gw.port, laptop)
+    gw.proc.wait_line(r"client t1/laptop connected", nth=2, timeout=10)
+    st, why = upgrade_status(gw.port, laptop)
+    assert st == 429, (st, why)
+    assert "client 't1/laptop' already has 2 sessions open, the gateway's max_client_sessions" in why, why
+    gw.proc.wait_line(r"refused /v1/client from .*: client 't1/laptop' already has 2 sessions", timeout=10)
+    third = ws_session(gw.port, other)  # another client is not counted against laptop
+    first.close()
+    gw.proc.wait_line(r"client t1/laptop disconnected", timeout=10)
+    again = ws_session(gw.port, laptop)
+    for s in (second, third, again):
+        s.close()

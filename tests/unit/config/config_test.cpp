@@ -129,6 +129,8 @@ TEST_CASE("config errors: line and message", "[config]") {
       {"keepalive zero", 'c', "session:\n  keepalive: 0\n", 2, "'keepalive' must be more than 0"},
       {"duplicate_agent", 'g', "duplicate_agent: kick\n", 1,
        "'duplicate_agent' is 'kick'; use replace (the newest agent wins) or refuse"},
+      {"max_client_sessions zero", 'g', "\nmax_client_sessions: 0\n", 2,
+       "'max_client_sessions' is 0; pick a number from 1 to 65536, e.g. 128"},
       {"url scheme https", 'a', "gateway: https://gw.example.com\n", 1,
        "'gateway' must be a URL starting ws:// or wss://"},
       {"url scheme hint", 'c', "gateway: https://gw.example.com\n", 1, "write wss:// for https://"},
@@ -176,7 +178,8 @@ TEST_CASE("config_error::to_string", "[config]") {
 TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   auto g = nl::config::parse_gateway(
       "listen: \"[::]:8443\"\nsession:\n  keepalive: 5\n  keepalive_timeout: 1m\n  window: 65536\n"
-      "  max_streams: 100\ndrain_timeout: 250ms\nrevoked: single-id\nduplicate_agent: refuse\n",
+      "  max_streams: 100\ndrain_timeout: 250ms\nrevoked: single-id\nduplicate_agent: refuse\n"
+      "max_client_sessions: 3\n",
       "g.yaml");
   REQUIRE(g);
   CHECK(g->listen == "[::]:8443");
@@ -187,6 +190,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   CHECK(g->drain_timeout == 250ms);
   CHECK(g->revoked == std::vector<std::string>{"single-id"});
   CHECK(g->duplicate_agent == "refuse");
+  CHECK(g->max_client_sessions == 3);
   CHECK_FALSE(g->tls);  // plain
   CHECK(g->source == "g.yaml");
 
@@ -294,6 +298,7 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(g->session.max_streams == 4096);
     CHECK(g->drain_timeout == 10s);
     CHECK(g->duplicate_agent == "replace");
+    CHECK(g->max_client_sessions == 128);
     CHECK(g->log_level == "info");
     CHECK_FALSE(nl::config::validate(*g));
   }
