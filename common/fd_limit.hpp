@@ -10,15 +10,10 @@
 // uses epoll, so descriptors above 1 024 are safe (nl never calls select()).
 #pragma once
 
-#include <cstdint>
-
 namespace nl {
 
-struct fd_limit {
-  std::uint64_t before = 0;  // soft limit at start
-  std::uint64_t now = 0;     // soft limit after raising it (= before if it could not be)
-};
-
-fd_limit raise_fd_limit() noexcept;
+// Soft RLIMIT_NOFILE := hard (at most fs.nr_open's default where the hard one is unlimited).
+// Leaves the limit as it is when that fails.
+void raise_fd_limit() noexcept;
 
 }  // namespace nl

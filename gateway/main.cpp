@@ -16,8 +16,8 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "acl/policy.hpp"
-#include "common/log.hpp"
 #include "common/fd_limit.hpp"
+#include "common/log.hpp"
 #include "common/malloc_tuning.hpp"
 #include "common/units.hpp"
 #include "config/cli.hpp"
