@@ -166,6 +166,11 @@ finding check_gateway(const gateway_config& c, bool complete) {
     return issue{{"max_client_sessions"}, "'max_client_sessions' is " + std::to_string(c.max_client_sessions) +
                                               "; pick a number from 1 to 65536, e.g. 128"};
   }
+  if (c.max_pending_connections < 1 || c.max_pending_connections > max_max_streams) {
+    return issue{{"max_pending_connections"}, "'max_pending_connections' is " +
+                                                  std::to_string(c.max_pending_connections) +
+                                                  "; pick a number from 1 to 1048576, e.g. 1024"};
+  }
   for (const auto& r : c.revoked) {
     if (r.empty()) {
       return issue{{"revoked"}, "'revoked' has an empty entry; list token ids or tenant/name"};

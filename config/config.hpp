@@ -66,6 +66,8 @@ struct gateway_config {
   milliseconds drain_timeout{10'000};     // on SIGTERM: how long streams may drain
   std::string duplicate_agent = "replace";  // "replace" (newest wins) or "refuse"
   std::uint32_t max_client_sessions = 128;  // sessions one client (tenant/name) may hold at once
+  std::uint32_t max_pending_connections = 1024;  // TCP connections not yet a session, at once
+                                                 // (and, apart, unfinished QUIC handshakes)
   std::string log_level = "info";
   bool quic = true;                       // also listen on UDP (same host:port) for QUIC; needs tls
 };

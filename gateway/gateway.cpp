@@ -63,6 +63,7 @@ gateway::~gateway() = default;
 std::string gateway::start() {
   transport::ws::listener_options lo;
   lo.listen = cfg_.listen;
+  lo.max_pending = cfg_.max_pending_connections;
   if (cfg_.tls) {
     lo.cert_file = cfg_.tls->cert_file;
     lo.key_file = cfg_.tls->key_file;
@@ -82,6 +83,7 @@ std::string gateway::start() {
     qo.listen = host_port{ep.address().to_string(), ep.port()}.to_string();
     qo.cert_file = cfg_.tls->cert_file;
     qo.key_file = cfg_.tls->key_file;
+    qo.max_pending = cfg_.max_pending_connections;
     qo.quic.keepalive = cfg_.session.keepalive;
     qo.quic.idle_timeout = cfg_.session.keepalive_timeout;
     qo.quic.max_streams = cfg_.session.max_streams;

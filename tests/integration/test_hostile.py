@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-from nltest import assert_rss_growth_below
+from nltest import assert_rss_growth_below, wait_until
 from wstap import _frame
 
 FLOOD_BYTES = 64 * 1024 * 1024   # PINGs sent at most
@@ -110,3 +110,28 @@ def test_a_client_holds_at_most_max_client_sessions(nl):
     again = ws_session(gw.port, laptop)
     for s in (second, third, again):
         s.close()
+
+
+def test_connections_that_never_authenticate_are_capped(nl):
+    """Connections that are not yet a session (TLS handshake, HTTP request) count against
+    max_pending_connections. Beyond it the gateway closes new connections at once and says
+    so; sessions already up are not affected, and once the idle connections go it serves
+    new ones again."""
+    gw = nl.start_gateway(tls=False, config=nl.write_config("gw-pending.yaml", "max_pending_connections: 4\n"))
+    nl.start_agent(gw, "home")
+    gw.proc.wait_line(r"agent t1/home online", timeout=10)
+    idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(4)]
+    extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        assert extra.recv(1) == b"", "the connection over the limit was not closed"
+    except ConnectionResetError:
+        pass  # closed with unread data: as good
+    extra.close()
+    gw.proc.wait_line(r"4 connections being set up at once \(max_pending_connections\); closed 1 new ones",
+                      timeout=10)
+    for s in idle:
+        s.close()
+    # The gateway sees the closes in its own time; until then a probe may still be shed.
+    wait_until(lambda: gw.get("/healthz", timeout=2)[0] == 200, 10, "the listener to serve again")
+    assert gw.agent("home") is not None
+    assert len([ln for ln in gw.proc.lines if "agent t1/home online" in ln]) == 1, "the agent's session was dropped"

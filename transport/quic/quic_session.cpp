@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -215,10 +216,12 @@ public:
       c->refuse(errc::not_connected, "the gateway is shutting down");
       return;
     }
+    handshaking_.erase(c.get());
     pending_.push_back(c);
     accept_ev_.notify();
   }
   void on_done(connection& c) override {
+    handshaking_.erase(&c);
     for (const auto& cid : c.cids()) {
       by_cid_.erase(cid_key(cid.data, cid.datalen));
     }
@@ -255,6 +258,7 @@ public:
     }
     by_cid_.clear();
     live_.clear();
+    handshaking_.clear();
     maybe_close_socket();
   }
 
@@ -285,6 +289,10 @@ private:
     if (ngtcp2_accept(&hd, p, n) != 0) {
       return;
     }
+    if (handshaking_.size() >= opts_.max_pending) {
+      shed(from);
+      return;
+    }
     auto qo = opts_.quic;
     if (qo.log_name.empty()) {
       qo.log_name = "quic " + from.address().to_string() + ":" + std::to_string(from.port());
@@ -298,7 +306,21 @@ private:
       return;
     }
     live_.emplace(c.get(), c);
+    handshaking_.insert(c.get());
     c->on_packet(from, p, n);
+  }
+
+  // Drops an Initial over max_pending; says so at most every 10 s, with a count.
+  void shed(const udp::endpoint& from) {
+    ++shed_;
+    auto now = clock::now();
+    if (now - last_shed_log_ >= std::chrono::seconds(10)) {
+      spdlog::warn("quic listener: {} handshakes at once (max_pending_connections); dropped {} new ones "
+                   "since the last such warning (the latest from {})",
+                   handshaking_.size(), shed_, from.address().to_string());
+      shed_ = 0;
+      last_shed_log_ = now;
+    }
   }
 
   static awaitable<void> reader(std::shared_ptr<server_core> self) {
@@ -331,6 +353,9 @@ private:
   std::unordered_map<std::string, std::shared_ptr<connection>> by_cid_;
   std::unordered_map<connection*, std::weak_ptr<connection>> live_;
   std::deque<std::shared_ptr<connection>> pending_;
+  std::unordered_set<connection*> handshaking_;  // in live_, no HELLO yet (max_pending)
+  std::size_t shed_ = 0;                         // Initials dropped since the last warning
+  clock::time_point last_shed_log_{};
   async_event accept_ev_;
   bool stopped_ = false;
 };

@@ -109,6 +109,9 @@ struct listener_options {
   std::string cert_file;   // PEM chain, as for the WebSocket listener
   std::string key_file;
   std::chrono::milliseconds handshake_timeout{10'000};  // handshake + client HELLO + answer
+  // Connections still in their handshake (before HELLO) at once; Initial packets that would
+  // start more are dropped, so handshakes that never finish hold a bounded amount of memory.
+  std::size_t max_pending = 1024;
   quic_options quic;
 };
 

@@ -108,8 +108,14 @@ private:
         }
         continue;
       }
+      if (pending_ >= opts_.max_pending) {
+        shed(sock);
+        continue;
+      }
       sock.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(ex_, serve_connection(std::move(sock)), [](std::exception_ptr e) {
+      ++pending_;
+      asio::co_spawn(ex_, serve_connection(std::move(sock)), [this](std::exception_ptr e) {
+        --pending_;
         if (e) {
           try {
             std::rethrow_exception(e);
@@ -118,6 +124,21 @@ private:
           }
         }
       });
+    }
+  }
+
+  // Closes a connection over max_pending at once; says so at most every 10 s, with a count.
+  void shed(tcp::socket& sock) {
+    error_code ec;
+    sock.close(ec);
+    ++shed_;
+    auto now = clock::now();
+    if (now - last_shed_log_ >= std::chrono::seconds(10)) {
+      spdlog::warn("{} connections being set up at once (max_pending_connections); closed {} new ones "
+                   "since the last such warning",
+                   pending_, shed_);
+      shed_ = 0;
+      last_shed_log_ = now;
     }
   }
 
@@ -218,6 +239,9 @@ private:
   tcp::acceptor acceptor_;
   ssl::context ctx_;
   bool tls_ = false;
+  std::size_t pending_ = 0;  // serve_connection coroutines running (not yet a session)
+  std::size_t shed_ = 0;     // connections closed for max_pending since the last warning
+  clock::time_point last_shed_log_{};
 };
 
 }  // namespace

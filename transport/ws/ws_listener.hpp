@@ -61,6 +61,10 @@ struct listener_options {
   std::string cert_file;                       // PEM chain; empty together with key => plain
   std::string key_file;
   std::chrono::milliseconds handshake_timeout{10'000};  // TLS + first request + upgrade
+  // Connections not yet a session (in the TLS handshake or HTTP, e.g. health checks) at
+  // once; more are closed as soon as they are accepted, so a flood of connections that
+  // never authenticate holds a bounded amount of memory.
+  std::size_t max_pending = 1024;
 };
 
 class listener {

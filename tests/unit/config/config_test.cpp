@@ -131,6 +131,8 @@ TEST_CASE("config errors: line and message", "[config]") {
        "'duplicate_agent' is 'kick'; use replace (the newest agent wins) or refuse"},
       {"max_client_sessions zero", 'g', "\nmax_client_sessions: 0\n", 2,
        "'max_client_sessions' is 0; pick a number from 1 to 65536, e.g. 128"},
+      {"max_pending_connections zero", 'g', "max_pending_connections: 0\n", 1,
+       "'max_pending_connections' is 0; pick a number from 1 to 1048576, e.g. 1024"},
       {"url scheme https", 'a', "gateway: https://gw.example.com\n", 1,
        "'gateway' must be a URL starting ws:// or wss://"},
       {"url scheme hint", 'c', "gateway: https://gw.example.com\n", 1, "write wss:// for https://"},
@@ -179,7 +181,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   auto g = nl::config::parse_gateway(
       "listen: \"[::]:8443\"\nsession:\n  keepalive: 5\n  keepalive_timeout: 1m\n  window: 65536\n"
       "  max_streams: 100\ndrain_timeout: 250ms\nrevoked: single-id\nduplicate_agent: refuse\n"
-      "max_client_sessions: 3\n",
+      "max_client_sessions: 3\nmax_pending_connections: 7\n",
       "g.yaml");
   REQUIRE(g);
   CHECK(g->listen == "[::]:8443");
@@ -191,6 +193,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   CHECK(g->revoked == std::vector<std::string>{"single-id"});
   CHECK(g->duplicate_agent == "refuse");
   CHECK(g->max_client_sessions == 3);
+  CHECK(g->max_pending_connections == 7);
   CHECK_FALSE(g->tls);  // plain
   CHECK(g->source == "g.yaml");
 
@@ -299,6 +302,7 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(g->drain_timeout == 10s);
     CHECK(g->duplicate_agent == "replace");
     CHECK(g->max_client_sessions == 128);
+    CHECK(g->max_pending_connections == 1024);
     CHECK(g->log_level == "info");
     CHECK_FALSE(nl::config::validate(*g));
   }

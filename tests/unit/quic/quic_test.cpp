@@ -602,3 +602,78 @@ TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay 
   relay.front.close();
   relay.back.close();
 }
+
+namespace {
+
+// Passes what a client sends to the listener and drops every answer, so the listener holds a
+// handshake that cannot finish (a client that never completes, or a spoofed source).
+struct one_way_relay {
+  udp::socket front, back;  // the client sends to front; back faces the listener
+  udp::endpoint target;
+  std::vector<std::uint8_t> buf = std::vector<std::uint8_t>(65536), sink = std::vector<std::uint8_t>(65536);
+  std::size_t forwarded = 0;
+  one_way_relay(asio::io_context& io, std::uint16_t port)
+      : front(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        back(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        target(asio::ip::make_address("127.0.0.1"), port) {
+    pump();
+    drop();
+  }
+  void pump() {
+    front.async_receive(asio::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      back.send_to(asio::buffer(buf.data(), n), target, 0, ec);
+      ++forwarded;
+      pump();
+    });
+  }
+  void drop() {
+    back.async_receive(asio::buffer(sink), [this](boost::system::error_code ec, std::size_t) {
+      if (!ec) drop();
+    });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][hostile]") {
+  asio::io_context io;
+  quic::listener_options lo;
+  lo.listen = "127.0.0.1:0";
+  lo.cert_file = server_cert().cert;
+  lo.key_file = server_cert().key;
+  lo.handshake_timeout = 1500ms;
+  lo.max_pending = 1;
+  lo.quic = fast_options();
+  auto made = quic::listener::create(io.get_executor(), std::move(lo));
+  REQUIRE(made);
+  auto l = std::move(*made);
+  auto port = l->local_endpoint().port();
+  one_way_relay relay(io, port);
+
+  // A's handshake reaches the listener and never finishes: it takes the only place. (A's own
+  // timeout is long, so that it does not close the attempt while the test runs.)
+  auto a_opts = client_to(relay.front.local_endpoint().port());
+  a_opts.timeout = 10s;
+  auto a = start(io, quic::connect(io.get_executor(), a_opts));
+  REQUIRE(run_until(io, [&] { return relay.forwarded > 0; }, 1s));
+  settle(io);
+
+  // B dials straight in: its Initials are dropped while A's handshake is held.
+  auto b_opts = client_to(port);
+  b_opts.timeout = 600ms;
+  auto b = start(io, quic::connect(io.get_executor(), b_opts));
+  REQUIRE(run_until(io, [&] { return b->done; }, 3s));
+  REQUIRE(b->value.has_value());
+  REQUIRE_FALSE(b->value->has_value());  // no answer: the dial gives up (not_connected)
+  CHECK(b->value->error().code == errc::not_connected);
+
+  // The listener gives A up after its handshake_timeout; then C gets in.
+  quic_pair c;
+  auto body = [&]() -> awaitable<void> {
+    co_await when_both(accept_one(*l, c), dial_into(io, client_to(port), c));
+  };
+  REQUIRE(run_test(io, body, 6000ms));
+  CHECK(c.client);
+  CHECK(c.server);
+}
