@@ -1,5 +1,7 @@
 #include "common/log.hpp"
 
+#include <utility>
+
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace nl {
@@ -16,6 +18,16 @@ bool init_logging(std::string_view program, std::string_view level) {
   spdlog::set_level(lvl);
   spdlog::flush_on(spdlog::level::trace);
   return true;
+}
+
+std::size_t log_throttle::note(std::chrono::steady_clock::time_point now) {
+  ++count_;
+  if (logged_ && now - last_ < every_) {
+    return 0;
+  }
+  logged_ = true;
+  last_ = now;
+  return std::exchange(count_, 0);
 }
 
 }  // namespace nl

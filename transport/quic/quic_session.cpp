@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/async.hpp"
+#include "common/log.hpp"
 #include "transport/quic/quic_connection.hpp"
 #include "transport/quic/quic_tls.hpp"
 #include "transport/quic/udp_io.hpp"
@@ -312,14 +313,10 @@ private:
 
   // Drops an Initial over max_pending; says so at most every 10 s, with a count.
   void shed(const udp::endpoint& from) {
-    ++shed_;
-    auto now = clock::now();
-    if (now - last_shed_log_ >= std::chrono::seconds(10)) {
+    if (auto n = shed_.note()) {
       spdlog::warn("quic listener: {} handshakes at once (max_pending_connections); dropped {} new ones "
                    "since the last such warning (the latest from {})",
-                   handshaking_.size(), shed_, from.address().to_string());
-      shed_ = 0;
-      last_shed_log_ = now;
+                   handshaking_.size(), n, from.address().to_string());
     }
   }
 
@@ -354,8 +351,7 @@ private:
   std::unordered_map<connection*, std::weak_ptr<connection>> live_;
   std::deque<std::shared_ptr<connection>> pending_;
   std::unordered_set<connection*> handshaking_;  // in live_, no HELLO yet (max_pending)
-  std::size_t shed_ = 0;                         // Initials dropped since the last warning
-  clock::time_point last_shed_log_{};
+  log_throttle shed_{std::chrono::seconds(10)};  // Initials dropped for max_pending
   async_event accept_ev_;
   bool stopped_ = false;
 };

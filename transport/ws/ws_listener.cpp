@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/async.hpp"
+#include "common/log.hpp"
 #include "common/units.hpp"
 #include "transport/ws/ws_channel.hpp"
 
@@ -131,14 +132,10 @@ private:
   void shed(tcp::socket& sock) {
     error_code ec;
     sock.close(ec);
-    ++shed_;
-    auto now = clock::now();
-    if (now - last_shed_log_ >= std::chrono::seconds(10)) {
+    if (auto n = shed_.note()) {
       spdlog::warn("{} connections being set up at once (max_pending_connections); closed {} new ones "
                    "since the last such warning",
-                   pending_, shed_);
-      shed_ = 0;
-      last_shed_log_ = now;
+                   pending_, n);
     }
   }
 
@@ -240,8 +237,7 @@ private:
   ssl::context ctx_;
   bool tls_ = false;
   std::size_t pending_ = 0;  // serve_connection coroutines running (not yet a session)
-  std::size_t shed_ = 0;     // connections closed for max_pending since the last warning
-  clock::time_point last_shed_log_{};
+  log_throttle shed_{std::chrono::seconds(10)};  // connections closed for max_pending
 };
 
 }  // namespace
