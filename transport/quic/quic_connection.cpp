@@ -34,12 +34,12 @@ std::string endpoint_text(const udp::endpoint& ep) {
 // ngtcp2's crypto helpers find the connection through this.
 ngtcp2_conn* cb_get_conn(ngtcp2_crypto_conn_ref* ref) { return static_cast<connection*>(ref->user_data)->conn(); }
 
+}  // namespace
+
 bool random_cid(ngtcp2_cid& cid) {
   cid.datalen = cid_len;
   return gnutls_rnd(GNUTLS_RND_RANDOM, cid.data, cid.datalen) == 0;
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Set-up
@@ -172,7 +172,7 @@ std::string connection::init_client(const client_options& o, const udp::endpoint
 }
 
 std::string connection::init_server(const udp::endpoint& local, const udp::endpoint& remote, const ngtcp2_pkt_hd& hd,
-                                    std::shared_ptr<tls::credentials> cred,
+                                    const ngtcp2_cid& odcid, std::shared_ptr<tls::credentials> cred,
                                     std::chrono::milliseconds hello_timeout) {
   init_common(true, local, remote);
   cred_ = std::move(cred);
@@ -186,9 +186,13 @@ std::string connection::init_server(const udp::endpoint& local, const udp::endpo
   ngtcp2_settings settings;
   max_payload_ = udp_payload_for(remote_);
   fill_settings(settings, opts_, hello_timeout, max_payload_);
+  settings.token = hd.token;  // validated: ngtcp2 then lifts the anti-amplification limit
   ngtcp2_transport_params params;
   fill_params(params, opts_, true);
-  params.original_dcid = hd.dcid;
+  // After a Retry the client proves it got it: the Initial's first DCID, and the one the Retry gave.
+  params.original_dcid = odcid;
+  params.retry_scid = hd.dcid;
+  params.retry_scid_present = 1;
   params.stateless_reset_token_present = 1;
   (void)gnutls_rnd(GNUTLS_RND_RANDOM, params.stateless_reset_token, sizeof(params.stateless_reset_token));
   params.disable_active_migration = 1;

@@ -50,6 +50,9 @@ public:
   virtual void on_done(connection&) {}                            // the connection ended
 };
 
+// A new connection ID of our length (cid_len), from the system's randomness; false if none.
+bool random_cid(ngtcp2_cid& cid);
+
 struct stream_state;
 using state_ptr = std::shared_ptr<stream_state>;
 
@@ -61,8 +64,11 @@ public:
   // Both return "" or why the connection could not be set up.
   std::string init_client(const client_options& o, const udp::endpoint& local, const udp::endpoint& remote,
                           std::shared_ptr<tls::credentials> cred);
+  // Server: `hd` is a client Initial that carried a valid Retry token, and `odcid` the
+  // Destination Connection ID of the Initial that the Retry answered (from the token).
   std::string init_server(const udp::endpoint& local, const udp::endpoint& remote, const ngtcp2_pkt_hd& hd,
-                          std::shared_ptr<tls::credentials> cred, std::chrono::milliseconds hello_timeout);
+                          const ngtcp2_cid& odcid, std::shared_ptr<tls::credentials> cred,
+                          std::chrono::milliseconds hello_timeout);
 
   void on_packet(const udp::endpoint& from, const std::uint8_t* p, std::size_t n);
   void on_socket_error(const error_code& ec);  // client: the connected socket failed

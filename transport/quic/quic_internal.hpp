@@ -1,6 +1,7 @@
 // Internal to transport/quic: what quic_connection.cpp, quic_streams.cpp and
-// quic_events.cpp share — the per-stream state, the clock ngtcp2 runs on and the table
-// of ngtcp2 callbacks. Nothing outside transport/quic includes this.
+// quic_events.cpp share — the per-stream state, the clock ngtcp2 runs on (the listener in
+// quic_session.cpp stamps its Retry tokens with it too) and the table of ngtcp2 callbacks.
+// Nothing outside transport/quic includes this.
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,7 @@
 // the listener's shared socket that demultiplexes datagrams by destination connection ID.
 #include "transport/quic/quic_session.hpp"
 
+#include <array>
 #include <deque>
 #include <unordered_map>
 #include <unordered_set>
@@ -11,11 +12,13 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gnutls/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include "common/async.hpp"
 #include "common/log.hpp"
 #include "transport/quic/quic_connection.hpp"
+#include "transport/quic/quic_internal.hpp"
 #include "transport/quic/quic_tls.hpp"
 #include "transport/quic/udp_io.hpp"
 
@@ -30,6 +33,8 @@ constexpr std::size_t max_datagram = 65536;
 constexpr std::size_t max_datagrams_per_wakeup = 64;  // then let other handlers run
 constexpr std::size_t server_cid_len = 18;            // = detail cid_len
 constexpr int socket_buffer = 4 * 1024 * 1024;        // SO_RCVBUF / SO_SNDBUF wish (the kernel may cap it)
+// How long a Retry token is honoured: the client answers a Retry at once.
+constexpr ngtcp2_duration retry_token_lifetime = 10 * NGTCP2_SECONDS;
 
 void tune(udp::socket& s) {
   error_code ec;
@@ -198,6 +203,7 @@ public:
   server_core(asio::any_io_executor ex, udp::socket s, listener_options o, std::shared_ptr<tls::credentials> cred)
       : ex_(std::move(ex)), sock_(std::move(s)), io_(sock_.native_handle()), opts_(std::move(o)), cred_(std::move(cred)), accept_ev_(ex_) {
     local_ = sock_.local_endpoint();
+    retry_ready_ = gnutls_rnd(GNUTLS_RND_RANDOM, retry_secret_.data(), retry_secret_.size()) == 0;
   }
 
   error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment) override {
@@ -290,6 +296,13 @@ private:
     if (ngtcp2_accept(&hd, p, n) != 0) {
       return;
     }
+    // No state for an address until it has shown that it receives what we send there: the
+    // first Initial gets a Retry with a token bound to the address; only an Initial that
+    // returns the token starts a handshake (a spoofed source cannot take a place).
+    ngtcp2_cid odcid;
+    if (!validated(from, hd, odcid)) {
+      return;
+    }
     if (handshaking_.size() >= opts_.max_pending) {
       shed(from);
       return;
@@ -299,7 +312,7 @@ private:
       qo.log_name = "quic " + from.address().to_string() + ":" + std::to_string(from.port());
     }
     auto c = std::make_shared<connection>(ex_, true, std::move(qo), shared_from_this());
-    if (auto err = c->init_server(local_, from, hd, cred_, opts_.handshake_timeout); !err.empty()) {
+    if (auto err = c->init_server(local_, from, hd, odcid, cred_, opts_.handshake_timeout); !err.empty()) {
       spdlog::warn("quic listener: cannot set up a connection from {}: {}", from.address().to_string(), err);
       for (const auto& cid : c->cids()) {
         by_cid_.erase(cid_key(cid.data, cid.datalen));
@@ -309,6 +322,39 @@ private:
     live_.emplace(c.get(), c);
     handshaking_.insert(c.get());
     c->on_packet(from, p, n);
+  }
+
+  // True if the Initial `hd` returns a valid Retry token for `from` (the original DCID goes to
+  // `odcid`). Otherwise answers with a Retry, or drops the packet if its Retry token is bad.
+  bool validated(const udp::endpoint& from, const ngtcp2_pkt_hd& hd, ngtcp2_cid& odcid) {
+    if (!retry_ready_) {
+      return false;
+    }
+    const auto* addr = reinterpret_cast<const ngtcp2_sockaddr*>(from.data());
+    auto addrlen = static_cast<ngtcp2_socklen>(from.size());
+    if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+      // A client that got our Retry will not take another: a bad token ends here (RFC 9000 8.1.2).
+      return ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, retry_secret_.data(),
+                                              retry_secret_.size(), hd.version, addr, addrlen, &hd.dcid,
+                                              retry_token_lifetime, detail::now_ts()) == 0;
+    }
+    ngtcp2_cid scid;
+    std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> token;
+    std::array<std::uint8_t, 256> packet;
+    if (!detail::random_cid(scid)) {
+      return false;
+    }
+    auto tokenlen = ngtcp2_crypto_generate_retry_token(token.data(), retry_secret_.data(), retry_secret_.size(),
+                                                       hd.version, addr, addrlen, &scid, &hd.dcid, detail::now_ts());
+    if (tokenlen < 0) {
+      return false;
+    }
+    auto len = ngtcp2_crypto_write_retry(packet.data(), packet.size(), hd.version, &hd.scid, &scid, &hd.dcid,
+                                         token.data(), static_cast<std::size_t>(tokenlen));
+    if (len > 0) {
+      (void)io_.send(&from, packet.data(), static_cast<std::size_t>(len), 0);
+    }
+    return false;
   }
 
   // Drops an Initial over max_pending; says so at most every 10 s, with a count.
@@ -346,6 +392,8 @@ private:
   detail::udp_batch_io io_;
   listener_options opts_;
   std::shared_ptr<tls::credentials> cred_;
+  std::array<std::uint8_t, 32> retry_secret_{};  // keys this listener's Retry tokens
+  bool retry_ready_ = false;
   udp::endpoint local_;
   std::unordered_map<std::string, std::shared_ptr<connection>> by_cid_;
   std::unordered_map<connection*, std::weak_ptr<connection>> live_;

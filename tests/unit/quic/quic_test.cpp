@@ -605,22 +605,25 @@ TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay 
 
 namespace {
 
-// Passes what a client sends to the listener and drops every answer, so the listener holds a
-// handshake that cannot finish (a client that never completes, or a spoofed source).
+// Passes what a client sends to the listener, and of the listener's answers only the first
+// `answers` (0: none, a spoofed source; 1: the Retry only, a client that proves its address
+// and then never completes the handshake).
 struct one_way_relay {
   udp::socket front, back;  // the client sends to front; back faces the listener
-  udp::endpoint target;
+  udp::endpoint target, client;
   std::vector<std::uint8_t> buf = std::vector<std::uint8_t>(65536), sink = std::vector<std::uint8_t>(65536);
-  std::size_t forwarded = 0;
-  one_way_relay(asio::io_context& io, std::uint16_t port)
+  std::size_t answers;
+  std::size_t forwarded = 0, answered = 0, passed_back = 0;
+  one_way_relay(asio::io_context& io, std::uint16_t port, std::size_t pass_answers)
       : front(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
         back(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        target(asio::ip::make_address("127.0.0.1"), port) {
+        target(asio::ip::make_address("127.0.0.1"), port),
+        answers(pass_answers) {
     pump();
     drop();
   }
   void pump() {
-    front.async_receive(asio::buffer(buf), [this](boost::system::error_code ec, std::size_t n) {
+    front.async_receive_from(asio::buffer(buf), client, [this](boost::system::error_code ec, std::size_t n) {
       if (ec) return;
       back.send_to(asio::buffer(buf.data(), n), target, 0, ec);
       ++forwarded;
@@ -628,16 +631,19 @@ struct one_way_relay {
     });
   }
   void drop() {
-    back.async_receive(asio::buffer(sink), [this](boost::system::error_code ec, std::size_t) {
-      if (!ec) drop();
+    back.async_receive(asio::buffer(sink), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      ++answered;
+      if (passed_back < answers) {
+        ++passed_back;
+        front.send_to(asio::buffer(sink.data(), n), client, 0, ec);
+      }
+      drop();
     });
   }
 };
 
-}  // namespace
-
-TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][hostile]") {
-  asio::io_context io;
+quic::listener_options one_place_listener() {
   quic::listener_options lo;
   lo.listen = "127.0.0.1:0";
   lo.cert_file = server_cert().cert;
@@ -645,18 +651,52 @@ TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][ho
   lo.handshake_timeout = 1500ms;
   lo.max_pending = 1;
   lo.quic = fast_options();
-  auto made = quic::listener::create(io.get_executor(), std::move(lo));
+  return lo;
+}
+
+}  // namespace
+
+TEST_CASE("a source that gets no answers takes no handshake place: Retry first", "[quic][hostile]") {
+  asio::io_context io;
+  auto made = quic::listener::create(io.get_executor(), one_place_listener());
   REQUIRE(made);
   auto l = std::move(*made);
   auto port = l->local_endpoint().port();
-  one_way_relay relay(io, port);
+  one_way_relay relay(io, port, 0);
 
-  // A's handshake reaches the listener and never finishes: it takes the only place. (A's own
-  // timeout is long, so that it does not close the attempt while the test runs.)
+  // A (a spoofed source, in effect) sends Initials and never sees the Retry they get.
   auto a_opts = client_to(relay.front.local_endpoint().port());
   a_opts.timeout = 10s;
   auto a = start(io, quic::connect(io.get_executor(), a_opts));
-  REQUIRE(run_until(io, [&] { return relay.forwarded > 0; }, 1s));
+  REQUIRE(run_until(io, [&] { return relay.answered > 0; }, 2s));
+  settle(io);
+  CHECK_FALSE(a->done);
+
+  // The only place is still free: B gets in at once.
+  quic_pair b;
+  auto body = [&]() -> awaitable<void> {
+    co_await when_both(accept_one(*l, b), dial_into(io, client_to(port), b));
+  };
+  REQUIRE(run_test(io, body, 3000ms));
+  CHECK(b.client);
+  CHECK(b.server);
+}
+
+TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][hostile]") {
+  asio::io_context io;
+  auto made = quic::listener::create(io.get_executor(), one_place_listener());
+  REQUIRE(made);
+  auto l = std::move(*made);
+  auto port = l->local_endpoint().port();
+  one_way_relay relay(io, port, 1);
+
+  // A gets the Retry, returns its token (so its address is proven) and never sees more: its
+  // handshake takes the only place and cannot finish. (A's own timeout is long, so that it
+  // does not close the attempt while the test runs.)
+  auto a_opts = client_to(relay.front.local_endpoint().port());
+  a_opts.timeout = 10s;
+  auto a = start(io, quic::connect(io.get_executor(), a_opts));
+  REQUIRE(run_until(io, [&] { return relay.passed_back == 1 && relay.forwarded >= 2 && relay.answered >= 2; }, 2s));
   settle(io);
 
   // B dials straight in: its Initials are dropped while A's handshake is held.
