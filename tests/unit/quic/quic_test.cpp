@@ -643,6 +643,14 @@ struct one_way_relay {
   }
 };
 
+// A dial through the relay, with a timeout long enough that the client does not give the
+// attempt up while a test runs.
+auto dial_through(asio::io_context& io, const one_way_relay& relay) {
+  auto o = client_to(relay.front.local_endpoint().port());
+  o.timeout = 10s;
+  return start(io, quic::connect(io.get_executor(), o));
+}
+
 quic::listener_options one_place_listener() {
   quic::listener_options lo;
   lo.listen = "127.0.0.1:0";
@@ -665,9 +673,7 @@ TEST_CASE("a source that gets no answers takes no handshake place: Retry first",
   one_way_relay relay(io, port, 0);
 
   // A (a spoofed source, in effect) sends Initials and never sees the Retry they get.
-  auto a_opts = client_to(relay.front.local_endpoint().port());
-  a_opts.timeout = 10s;
-  auto a = start(io, quic::connect(io.get_executor(), a_opts));
+  auto a = dial_through(io, relay);
   REQUIRE(run_until(io, [&] { return relay.answered > 0; }, 2s));
   settle(io);
   CHECK_FALSE(a->done);
@@ -691,11 +697,8 @@ TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][ho
   one_way_relay relay(io, port, 1);
 
   // A gets the Retry, returns its token (so its address is proven) and never sees more: its
-  // handshake takes the only place and cannot finish. (A's own timeout is long, so that it
-  // does not close the attempt while the test runs.)
-  auto a_opts = client_to(relay.front.local_endpoint().port());
-  a_opts.timeout = 10s;
-  auto a = start(io, quic::connect(io.get_executor(), a_opts));
+  // handshake takes the only place and cannot finish.
+  auto a = dial_through(io, relay);
   REQUIRE(run_until(io, [&] { return relay.passed_back == 1 && relay.forwarded >= 2 && relay.answered >= 2; }, 2s));
   settle(io);
 
