@@ -13,6 +13,7 @@ constexpr std::uint32_t min_window = 16 * 1024;
 constexpr std::uint32_t max_window = 16 * 1024 * 1024;
 constexpr std::uint32_t max_max_streams = 1 << 20;
 constexpr std::uint32_t max_client_sessions_limit = 1 << 16;
+constexpr std::uint32_t max_pending_connections_limit = 1 << 20;
 constexpr std::uint32_t max_max_flows = 1 << 16;
 
 std::string format_size(std::uint64_t n) {
@@ -166,7 +167,7 @@ finding check_gateway(const gateway_config& c, bool complete) {
     return issue{{"max_client_sessions"}, "'max_client_sessions' is " + std::to_string(c.max_client_sessions) +
                                               "; pick a number from 1 to 65536, e.g. 128"};
   }
-  if (c.max_pending_connections < 1 || c.max_pending_connections > max_max_streams) {
+  if (c.max_pending_connections < 1 || c.max_pending_connections > max_pending_connections_limit) {
     return issue{{"max_pending_connections"}, "'max_pending_connections' is " +
                                                   std::to_string(c.max_pending_connections) +
                                                   "; pick a number from 1 to 1048576, e.g. 1024"};
