@@ -35,6 +35,7 @@ constexpr std::size_t server_cid_len = 18;            // = detail cid_len
 constexpr int socket_buffer = 4 * 1024 * 1024;        // SO_RCVBUF / SO_SNDBUF wish (the kernel may cap it)
 // How long a Retry token is honoured: the client answers a Retry at once.
 constexpr ngtcp2_duration retry_token_lifetime = 10 * NGTCP2_SECONDS;
+using retry_secret = std::array<std::uint8_t, 32>;
 
 void tune(udp::socket& s) {
   error_code ec;
@@ -200,10 +201,11 @@ namespace {
 
 class server_core final : public detail::conn_host, public std::enable_shared_from_this<server_core> {
 public:
-  server_core(asio::any_io_executor ex, udp::socket s, listener_options o, std::shared_ptr<tls::credentials> cred)
-      : ex_(std::move(ex)), sock_(std::move(s)), io_(sock_.native_handle()), opts_(std::move(o)), cred_(std::move(cred)), accept_ev_(ex_) {
+  server_core(asio::any_io_executor ex, udp::socket s, listener_options o, std::shared_ptr<tls::credentials> cred,
+              const retry_secret& secret)
+      : ex_(std::move(ex)), sock_(std::move(s)), io_(sock_.native_handle()), opts_(std::move(o)), cred_(std::move(cred)),
+        retry_secret_(secret), accept_ev_(ex_) {
     local_ = sock_.local_endpoint();
-    retry_ready_ = gnutls_rnd(GNUTLS_RND_RANDOM, retry_secret_.data(), retry_secret_.size()) == 0;
   }
 
   error_code send(const udp::endpoint& to, const std::uint8_t* p, std::size_t n, std::size_t segment) override {
@@ -299,9 +301,13 @@ private:
     // No state for an address until it has shown that it receives what we send there: the
     // first Initial gets a Retry with a token bound to the address; only an Initial that
     // returns the token starts a handshake (a spoofed source cannot take a place).
-    ngtcp2_cid odcid;
-    if (!validated(from, hd, odcid)) {
+    if (hd.token.len == 0 || hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+      send_retry(from, hd);
       return;
+    }
+    ngtcp2_cid odcid;
+    if (!retry_token_valid(from, hd, odcid)) {
+      return;  // a client that got our Retry takes no other: its attempt ends here (RFC 9000 8.1.2)
     }
     if (handshaking_.size() >= opts_.max_pending) {
       shed(from);
@@ -324,37 +330,38 @@ private:
     c->on_packet(from, p, n);
   }
 
-  // True if the Initial `hd` returns a valid Retry token for `from` (the original DCID goes to
-  // `odcid`). Otherwise answers with a Retry, or drops the packet if its Retry token is bad.
-  bool validated(const udp::endpoint& from, const ngtcp2_pkt_hd& hd, ngtcp2_cid& odcid) {
-    if (!retry_ready_) {
-      return false;
-    }
-    const auto* addr = reinterpret_cast<const ngtcp2_sockaddr*>(from.data());
-    auto addrlen = static_cast<ngtcp2_socklen>(from.size());
-    if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-      // A client that got our Retry will not take another: a bad token ends here (RFC 9000 8.1.2).
-      return ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, retry_secret_.data(),
-                                              retry_secret_.size(), hd.version, addr, addrlen, &hd.dcid,
-                                              retry_token_lifetime, detail::now_ts()) == 0;
-    }
+  // True if the Retry token in the Initial `hd` is ours, unexpired and for `from`; then the
+  // DCID of the Initial that the Retry answered goes to `odcid`.
+  bool retry_token_valid(const udp::endpoint& from, const ngtcp2_pkt_hd& hd, ngtcp2_cid& odcid) const {
+    return ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, retry_secret_.data(),
+                                            retry_secret_.size(), hd.version, sockaddr_of(from),
+                                            static_cast<ngtcp2_socklen>(from.size()), &hd.dcid, retry_token_lifetime,
+                                            detail::now_ts()) == 0;
+  }
+
+  // Answers the Initial `hd` with a Retry whose token binds `from` and the Initial's DCID.
+  void send_retry(const udp::endpoint& from, const ngtcp2_pkt_hd& hd) {
     ngtcp2_cid scid;
     std::array<std::uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN> token;
     std::array<std::uint8_t, 256> packet;
     if (!detail::random_cid(scid)) {
-      return false;
+      return;
     }
-    auto tokenlen = ngtcp2_crypto_generate_retry_token(token.data(), retry_secret_.data(), retry_secret_.size(),
-                                                       hd.version, addr, addrlen, &scid, &hd.dcid, detail::now_ts());
+    auto tokenlen = ngtcp2_crypto_generate_retry_token(
+        token.data(), retry_secret_.data(), retry_secret_.size(), hd.version, sockaddr_of(from),
+        static_cast<ngtcp2_socklen>(from.size()), &scid, &hd.dcid, detail::now_ts());
     if (tokenlen < 0) {
-      return false;
+      return;
     }
     auto len = ngtcp2_crypto_write_retry(packet.data(), packet.size(), hd.version, &hd.scid, &scid, &hd.dcid,
                                          token.data(), static_cast<std::size_t>(tokenlen));
     if (len > 0) {
-      (void)io_.send(&from, packet.data(), static_cast<std::size_t>(len), 0);
+      (void)io_.send(&from, packet.data(), static_cast<std::size_t>(len), 0);  // lost: the client resends
     }
-    return false;
+  }
+
+  static const ngtcp2_sockaddr* sockaddr_of(const udp::endpoint& ep) {
+    return reinterpret_cast<const ngtcp2_sockaddr*>(ep.data());
   }
 
   // Drops an Initial over max_pending; says so at most every 10 s, with a count.
@@ -392,8 +399,7 @@ private:
   detail::udp_batch_io io_;
   listener_options opts_;
   std::shared_ptr<tls::credentials> cred_;
-  std::array<std::uint8_t, 32> retry_secret_{};  // keys this listener's Retry tokens
-  bool retry_ready_ = false;
+  retry_secret retry_secret_;  // keys this listener's Retry tokens
   udp::endpoint local_;
   std::unordered_map<std::string, std::shared_ptr<connection>> by_cid_;
   std::unordered_map<connection*, std::weak_ptr<connection>> live_;
@@ -502,8 +508,12 @@ std::expected<std::unique_ptr<listener>, std::string> listener::create(asio::any
   if (ec) {
     return std::unexpected("cannot listen on UDP " + opts.listen + ": " + ec.message());
   }
+  retry_secret secret;
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, secret.data(), secret.size()) != 0) {
+    return std::unexpected("cannot listen on UDP " + opts.listen + ": no randomness for the Retry token key");
+  }
   tune(sock);
-  auto core = std::make_shared<server_core>(ex, std::move(sock), std::move(opts), std::move(*cred));
+  auto core = std::make_shared<server_core>(ex, std::move(sock), std::move(opts), std::move(*cred), secret);
   core->start();
   return std::make_unique<listener_impl>(std::move(core));
 }
