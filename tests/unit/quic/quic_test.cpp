@@ -1,142 +1,26 @@
 // The QUIC transport (transport/quic) over real UDP sockets on 127.0.0.1, in one process:
 // handshake and certificate checks, session acceptance, stream open/accept/reject, bulk
 // data both ways, half-close, reset, per-stream flow control, many streams, close reasons
-// and dead-peer detection. Certificates are made by the openssl CLI for each test run.
+// and dead-peer detection (quic_hostile_test.cpp: clients that do not play along).
+// Certificates are made by the openssl CLI for each test run (quic_harness.hpp).
 // Every wait is bounded (run_until / run_test deadlines); nothing sleeps to synchronise.
 #include "transport/quic/quic_session.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/redirect_error.hpp>
 
-#include "../transport/harness.hpp"  // run_until, run_test, pattern, read_all
+#include "quic_harness.hpp"
 
 using namespace nl;
 using namespace nl::test;
+using namespace nl::test::quic_h;
 using namespace std::chrono_literals;
 namespace quic = nl::transport::quic;
 using transport::incoming_stream;
 using transport::open_outcome;
 using transport::stream;
 using udp = boost::asio::ip::udp;
-
-namespace {
-
-// A self-signed certificate for "localhost" (its own CA) in a fresh temporary directory.
-struct cert_set {
-  std::filesystem::path dir;
-  std::string cert, key;
-};
-
-cert_set make_cert(const std::string& tag) {
-  cert_set c;
-  c.dir = std::filesystem::temp_directory_path() /
-          ("nl-quic-test-" + std::to_string(::getpid()) + "-" + tag);
-  std::filesystem::create_directories(c.dir);
-  c.cert = (c.dir / "cert.pem").string();
-  c.key = (c.dir / "key.pem").string();
-  if (!std::filesystem::exists(c.cert)) {
-    auto cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-               " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
-               " -keyout '" + c.key + "' -out '" + c.cert + "' >/dev/null 2>&1";
-    REQUIRE(std::system(cmd.c_str()) == 0);
-  }
-  return c;
-}
-
-const cert_set& server_cert() {
-  static cert_set c = make_cert("server");
-  return c;
-}
-const cert_set& other_cert() {
-  static cert_set c = make_cert("other");
-  return c;
-}
-
-quic::quic_options fast_options() {
-  quic::quic_options o;
-  o.idle_timeout = 5s;
-  o.keepalive = 1s;
-  return o;
-}
-
-quic::client_options client_to(std::uint16_t port, std::string token = "token-abc") {
-  quic::client_options o;
-  o.host = "127.0.0.1";
-  o.port = port;
-  o.server_name = "localhost";
-  o.ca_file = server_cert().cert;
-  o.token = std::move(token);
-  o.timeout = 3s;
-  o.quic = fast_options();
-  return o;
-}
-
-proto::hello_body gateway_hello() {
-  proto::hello_body h;
-  h.keepalive_ms = 1000;
-  h.max_streams = 4096;
-  h.identity = "acme/laptop";
-  h.info = "quic unit test";
-  return h;
-}
-
-std::unique_ptr<quic::listener> make_listener(asio::io_context& io, quic::quic_options qo = fast_options()) {
-  quic::listener_options lo;
-  lo.listen = "127.0.0.1:0";
-  lo.cert_file = server_cert().cert;
-  lo.key_file = server_cert().key;
-  lo.handshake_timeout = 3s;
-  lo.quic = std::move(qo);
-  auto l = quic::listener::create(io.get_executor(), std::move(lo));
-  REQUIRE(l);
-  return std::move(*l);
-}
-
-// A connected client/gateway session pair.
-struct quic_pair {
-  std::unique_ptr<quic::listener> listener;
-  std::shared_ptr<transport::session> client;  // dialed
-  std::shared_ptr<transport::session> server;  // accepted
-  std::string token_seen;
-  proto::hello_body hello_seen;
-};
-
-awaitable<void> accept_one(quic::listener& l, quic_pair& p) {
-  auto pending = co_await l.accept();
-  REQUIRE(pending);
-  p.token_seen = (*pending)->token();
-  p.server = (*pending)->accept(gateway_hello());
-}
-
-awaitable<void> dial_into(asio::io_context& io, quic::client_options o, quic_pair& p) {
-  auto r = co_await quic::connect(io.get_executor(), std::move(o));
-  if (!r) {
-    FAIL("dial failed: " << r.error().message);
-  }
-  p.client = r->session;
-  p.hello_seen = r->hello;
-}
-
-quic_pair make_pair(asio::io_context& io, quic::quic_options server_opts = fast_options(),
-                    quic::quic_options client_opts = fast_options()) {
-  quic_pair p;
-  p.listener = make_listener(io, std::move(server_opts));
-  auto opts = client_to(p.listener->local_endpoint().port());
-  opts.quic = std::move(client_opts);
-  auto body = [&]() -> awaitable<void> { co_await when_both(accept_one(*p.listener, p), dial_into(io, opts, p)); };
-  REQUIRE(run_test(io, body, 5000ms));
-  REQUIRE(p.client);
-  REQUIRE(p.server);
-  return p;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 
@@ -535,47 +419,6 @@ TEST_CASE("drain(): new opens fail, the open stream finishes, then the session c
   CHECK(p.client->closed_by().message == "gateway restarting");
 }
 
-namespace {
-
-// A UDP relay between client and listener that can be cut, like a pulled cable.
-struct udp_relay {
-  udp::socket front, back;
-  udp::endpoint client;
-  bool cut = false;
-  udp_relay(asio::io_context& io, udp::endpoint server)
-      : front(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), back(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-    back.connect(server);
-  }
-  awaitable<void> client_to_server() {
-    std::vector<std::uint8_t> buf(65536);
-    for (;;) {
-      error_code ec;
-      auto n = co_await front.async_receive_from(asio::buffer(buf), client, asio::redirect_error(use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !front.is_open()) {
-        co_return;
-      }
-      if (!ec && !cut) {
-        back.send(asio::buffer(buf.data(), n), 0, ec);
-      }
-    }
-  }
-  awaitable<void> server_to_client() {
-    std::vector<std::uint8_t> buf(65536);
-    for (;;) {
-      error_code ec;
-      auto n = co_await back.async_receive(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !back.is_open()) {
-        co_return;
-      }
-      if (!ec && !cut) {
-        front.send_to(asio::buffer(buf.data(), n), client, 0, ec);
-      }
-    }
-  }
-};
-
-}  // namespace
-
 TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay up", "[quic][keepalive]") {
   asio::io_context io;
   auto qo = fast_options();
@@ -583,14 +426,10 @@ TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay 
   qo.keepalive = 150ms;
   auto l = make_listener(io, qo);
   udp_relay relay(io, l->local_endpoint());
-  asio::co_spawn(io, relay.client_to_server(), asio::detached);
-  asio::co_spawn(io, relay.server_to_client(), asio::detached);
   quic_pair p;
   auto opts = client_to(relay.front.local_endpoint().port());
   opts.quic = qo;
-  auto body = [&]() -> awaitable<void> { co_await when_both(accept_one(*l, p), dial_into(io, opts, p)); };
-  REQUIRE(run_test(io, body, 5000ms));
-  REQUIRE(p.client);
+  connect_pair(io, *l, opts, p);
   // Idle for several timeouts: keep-alive PINGs keep both ends up.
   CHECK_FALSE(run_until(io, [&] { return !p.client->is_open() || !p.server->is_open(); }, 2000ms));
   relay.cut = true;
@@ -599,124 +438,4 @@ TEST_CASE("idle timeout: a peer that vanished is detected: live idle peers stay 
   CHECK(clock::now() - t0 < 3s);
   CHECK(p.client->closed_by().code == proto::goaway_code::timeout);
   CHECK(p.server->closed_by().code == proto::goaway_code::timeout);
-  relay.front.close();
-  relay.back.close();
-}
-
-namespace {
-
-// Passes what a client sends to the listener, and of the listener's answers only the first
-// `answers` (0: none, a spoofed source; 1: the Retry only, a client that proves its address
-// and then never completes the handshake).
-struct one_way_relay {
-  udp::socket front, back;  // the client sends to front; back faces the listener
-  udp::endpoint target, client;
-  std::vector<std::uint8_t> buf = std::vector<std::uint8_t>(65536), sink = std::vector<std::uint8_t>(65536);
-  std::size_t answers;
-  std::size_t forwarded = 0, answered = 0, passed_back = 0;
-  one_way_relay(asio::io_context& io, std::uint16_t port, std::size_t pass_answers)
-      : front(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        back(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        target(asio::ip::make_address("127.0.0.1"), port),
-        answers(pass_answers) {
-    pump();
-    drop();
-  }
-  void pump() {
-    front.async_receive_from(asio::buffer(buf), client, [this](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;
-      back.send_to(asio::buffer(buf.data(), n), target, 0, ec);
-      ++forwarded;
-      pump();
-    });
-  }
-  void drop() {
-    back.async_receive(asio::buffer(sink), [this](boost::system::error_code ec, std::size_t n) {
-      if (ec) return;
-      ++answered;
-      if (passed_back < answers) {
-        ++passed_back;
-        front.send_to(asio::buffer(sink.data(), n), client, 0, ec);
-      }
-      drop();
-    });
-  }
-};
-
-// A dial through the relay, with a timeout long enough that the client does not give the
-// attempt up while a test runs.
-auto dial_through(asio::io_context& io, const one_way_relay& relay) {
-  auto o = client_to(relay.front.local_endpoint().port());
-  o.timeout = 10s;
-  return start(io, quic::connect(io.get_executor(), o));
-}
-
-quic::listener_options one_place_listener() {
-  quic::listener_options lo;
-  lo.listen = "127.0.0.1:0";
-  lo.cert_file = server_cert().cert;
-  lo.key_file = server_cert().key;
-  lo.handshake_timeout = 1500ms;
-  lo.max_pending = 1;
-  lo.quic = fast_options();
-  return lo;
-}
-
-}  // namespace
-
-TEST_CASE("a source that gets no answers takes no handshake place: Retry first", "[quic][hostile]") {
-  asio::io_context io;
-  auto made = quic::listener::create(io.get_executor(), one_place_listener());
-  REQUIRE(made);
-  auto l = std::move(*made);
-  auto port = l->local_endpoint().port();
-  one_way_relay relay(io, port, 0);
-
-  // A (a spoofed source, in effect) sends Initials and never sees the Retry they get.
-  auto a = dial_through(io, relay);
-  REQUIRE(run_until(io, [&] { return relay.answered > 0; }, 2s));
-  settle(io);
-  CHECK_FALSE(a->done);
-
-  // The only place is still free: B gets in at once.
-  quic_pair b;
-  auto body = [&]() -> awaitable<void> {
-    co_await when_both(accept_one(*l, b), dial_into(io, client_to(port), b));
-  };
-  REQUIRE(run_test(io, body, 3000ms));
-  CHECK(b.client);
-  CHECK(b.server);
-}
-
-TEST_CASE("handshakes beyond max_pending are dropped until one ends", "[quic][hostile]") {
-  asio::io_context io;
-  auto made = quic::listener::create(io.get_executor(), one_place_listener());
-  REQUIRE(made);
-  auto l = std::move(*made);
-  auto port = l->local_endpoint().port();
-  one_way_relay relay(io, port, 1);
-
-  // A gets the Retry, returns its token (so its address is proven) and never sees more: its
-  // handshake takes the only place and cannot finish.
-  auto a = dial_through(io, relay);
-  REQUIRE(run_until(io, [&] { return relay.passed_back == 1 && relay.forwarded >= 2 && relay.answered >= 2; }, 2s));
-  settle(io);
-
-  // B dials straight in: its Initials are dropped while A's handshake is held.
-  auto b_opts = client_to(port);
-  b_opts.timeout = 600ms;
-  auto b = start(io, quic::connect(io.get_executor(), b_opts));
-  REQUIRE(run_until(io, [&] { return b->done; }, 3s));
-  REQUIRE(b->value.has_value());
-  REQUIRE_FALSE(b->value->has_value());  // no answer: the dial gives up (not_connected)
-  CHECK(b->value->error().code == errc::not_connected);
-
-  // The listener gives A up after its handshake_timeout; then C gets in.
-  quic_pair c;
-  auto body = [&]() -> awaitable<void> {
-    co_await when_both(accept_one(*l, c), dial_into(io, client_to(port), c));
-  };
-  REQUIRE(run_test(io, body, 6000ms));
-  CHECK(c.client);
-  CHECK(c.server);
 }
