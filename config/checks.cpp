@@ -172,6 +172,12 @@ finding check_gateway(const gateway_config& c, bool complete) {
                                                   std::to_string(c.max_pending_connections) +
                                                   "; pick a number from 1 to 1048576, e.g. 1024"};
   }
+  if (c.max_pending_per_address > max_pending_connections_limit) {
+    return issue{{"max_pending_per_address"}, "'max_pending_per_address' is " +
+                                                  std::to_string(c.max_pending_per_address) +
+                                                  "; pick a number from 1 to 1048576, e.g. 64, or 0 for no "
+                                                  "per-address cap (behind a proxy or CDN)"};
+  }
   for (const auto& r : c.revoked) {
     if (r.empty()) {
       return issue{{"revoked"}, "'revoked' has an empty entry; list token ids or tenant/name"};

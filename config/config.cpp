@@ -295,6 +295,7 @@ void fill_gateway(const section& top, gateway_config& c) {
   top.get("duplicate_agent", c.duplicate_agent, "replace");
   top.get_count("max_client_sessions", c.max_client_sessions, "128");
   top.get_count("max_pending_connections", c.max_pending_connections, "1024");
+  top.get_count("max_pending_per_address", c.max_pending_per_address, "64");
   top.get("log_level", c.log_level, "info");
   top.get_bool("quic", c.quic);
   raise(top.ctx(), check_gateway(c, false));

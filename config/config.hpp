@@ -68,6 +68,7 @@ struct gateway_config {
   std::uint32_t max_client_sessions = 128;  // sessions one client (tenant/name) may hold at once
   std::uint32_t max_pending_connections = 1024;  // TCP connections not yet a session, at once
                                                  // (and, apart, unfinished QUIC handshakes)
+  std::uint32_t max_pending_per_address = 64;    // of those, from one address (IPv6: /64); 0 = any
   std::string log_level = "info";
   bool quic = true;                       // also listen on UDP (same host:port) for QUIC; needs tls
 };

@@ -16,7 +16,8 @@ const keys agent_e2e_keys{"key_file", "passphrase_file", "require"};
 const keys client_e2e_keys{"pins", "passphrase_file"};
 const keys gateway_keys{"listen",          "tls",       "secret_file",         "revoked",
                         "revoked_file",    "session",   "drain_timeout",       "duplicate_agent",
-                        "log_level",       "quic",      "max_client_sessions", "max_pending_connections"};
+                        "log_level",       "quic",      "max_client_sessions", "max_pending_connections",
+                        "max_pending_per_address"};
 const keys peer_keys{"gateway",         "token",       "token_file", "tls",      "session",
                      "connect_timeout", "backoff_initial", "backoff_max", "log_level", "transport",
                      "quic_reprobe"};

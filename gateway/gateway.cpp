@@ -64,6 +64,7 @@ std::string gateway::start() {
   transport::ws::listener_options lo;
   lo.listen = cfg_.listen;
   lo.max_pending = cfg_.max_pending_connections;
+  lo.max_pending_per_address = cfg_.max_pending_per_address;
   if (cfg_.tls) {
     lo.cert_file = cfg_.tls->cert_file;
     lo.key_file = cfg_.tls->key_file;
@@ -84,6 +85,7 @@ std::string gateway::start() {
     qo.cert_file = cfg_.tls->cert_file;
     qo.key_file = cfg_.tls->key_file;
     qo.max_pending = cfg_.max_pending_connections;
+    qo.max_pending_per_address = cfg_.max_pending_per_address;
     qo.quic.keepalive = cfg_.session.keepalive;
     qo.quic.idle_timeout = cfg_.session.keepalive_timeout;
     qo.quic.max_streams = cfg_.session.max_streams;

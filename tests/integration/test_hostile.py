@@ -135,3 +135,32 @@ def test_connections_that_never_authenticate_are_capped(nl):
     wait_until(lambda: gw.get("/healthz", timeout=2)[0] == 200, 10, "the listener to serve again")
     assert gw.agent("home") is not None
     assert len([ln for ln in gw.proc.lines if "agent t1/home online" in ln]) == 1, "the agent's session was dropped"
+
+
+def test_one_address_cannot_take_every_place(nl):
+    """max_pending_per_address: connections being set up from one address are capped on
+    their own, so a host that opens many and never authenticates leaves places for other
+    addresses. 127.0.0.2 is a second source on loopback."""
+    gw = nl.start_gateway(tls=False, config=nl.write_config(
+        "gw-per-address.yaml", "max_pending_connections: 100\nmax_pending_per_address: 3\n"))
+    idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(3)]
+    extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    try:
+        assert extra.recv(1) == b"", "the fourth connection from 127.0.0.1 was not closed"
+    except ConnectionResetError:
+        pass  # closed with unread data: as good
+    extra.close()
+    gw.proc.wait_line(r"3 connections being set up at once from 127\.0\.0\.1 \(max_pending_per_address\); "
+                      r"closed 1 new ones", timeout=10)
+    # Another address is served while 127.0.0.1 holds its three.
+    other = socket.create_connection(("127.0.0.1", gw.port), timeout=5, source_address=("127.0.0.2", 0))
+    other.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while chunk := other.recv(4096):
+        reply += chunk
+    other.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
+    # Places come back as 127.0.0.1's connections go.
+    for s in idle:
+        s.close()
+    wait_until(lambda: gw.get("/healthz", timeout=2)[0] == 200, 10, "127.0.0.1 to be served again")

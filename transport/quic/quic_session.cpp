@@ -5,7 +5,6 @@
 #include <array>
 #include <deque>
 #include <unordered_map>
-#include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,6 +16,7 @@
 
 #include "common/async.hpp"
 #include "common/log.hpp"
+#include "transport/address_quota.hpp"
 #include "transport/quic/quic_connection.hpp"
 #include "transport/quic/quic_internal.hpp"
 #include "transport/quic/quic_tls.hpp"
@@ -225,12 +225,12 @@ public:
       c->refuse(errc::not_connected, "the gateway is shutting down");
       return;
     }
-    handshaking_.erase(c.get());
+    handshake_over(c.get());
     pending_.push_back(c);
     accept_ev_.notify();
   }
   void on_done(connection& c) override {
-    handshaking_.erase(&c);
+    handshake_over(&c);
     for (const auto& cid : c.cids()) {
       by_cid_.erase(cid_key(cid.data, cid.datalen));
     }
@@ -267,7 +267,9 @@ public:
     }
     by_cid_.clear();
     live_.clear();
-    handshaking_.clear();
+    while (!handshaking_.empty()) {
+      handshake_over(handshaking_.begin()->first);
+    }
     maybe_close_socket();
   }
 
@@ -313,6 +315,10 @@ private:
       shed(from);
       return;
     }
+    if (!per_address_.try_take(from.address())) {
+      shed_source(from);
+      return;
+    }
     auto qo = opts_.quic;
     if (qo.log_name.empty()) {
       qo.log_name = "quic " + from.address().to_string() + ":" + std::to_string(from.port());
@@ -323,10 +329,11 @@ private:
       for (const auto& cid : c->cids()) {
         by_cid_.erase(cid_key(cid.data, cid.datalen));
       }
+      per_address_.give_back(from.address());
       return;
     }
     live_.emplace(c.get(), c);
-    handshaking_.insert(c.get());
+    handshaking_.emplace(c.get(), from.address());
     c->on_packet(from, p, n);
   }
 
@@ -373,6 +380,23 @@ private:
     }
   }
 
+  // The same for an Initial over max_pending_per_address.
+  void shed_source(const udp::endpoint& from) {
+    if (auto n = shed_source_.note()) {
+      spdlog::warn("quic listener: {} handshakes at once from {} (max_pending_per_address); dropped {} new ones "
+                   "over that cap since the last such warning",
+                   per_address_.held(from.address()), from.address().to_string(), n);
+    }
+  }
+
+  // A connection's handshake ended (HELLO came, or the connection did): its place is free.
+  void handshake_over(connection* c) {
+    if (auto it = handshaking_.find(c); it != handshaking_.end()) {
+      per_address_.give_back(it->second);
+      handshaking_.erase(it);
+    }
+  }
+
   static awaitable<void> reader(std::shared_ptr<server_core> self) {
     std::vector<std::uint8_t> buf(max_datagram);
     udp::endpoint from;
@@ -404,8 +428,11 @@ private:
   std::unordered_map<std::string, std::shared_ptr<connection>> by_cid_;
   std::unordered_map<connection*, std::weak_ptr<connection>> live_;
   std::deque<std::shared_ptr<connection>> pending_;
-  std::unordered_set<connection*> handshaking_;  // in live_, no HELLO yet (max_pending)
-  log_throttle shed_{std::chrono::seconds(10)};  // Initials dropped for max_pending
+  // In live_, no HELLO yet (max_pending), with the address each counts against.
+  std::unordered_map<connection*, asio::ip::address> handshaking_;
+  address_quota per_address_{opts_.max_pending_per_address};
+  log_throttle shed_{std::chrono::seconds(10)};         // Initials dropped for max_pending
+  log_throttle shed_source_{std::chrono::seconds(10)};  // for max_pending_per_address
   async_event accept_ev_;
   bool stopped_ = false;
 };

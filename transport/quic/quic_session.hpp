@@ -112,6 +112,9 @@ struct listener_options {
   // Connections still in their handshake (before HELLO) at once; Initial packets that would
   // start more are dropped, so handshakes that never finish hold a bounded amount of memory.
   std::size_t max_pending = 1024;
+  // Of those, at most this many from one source address (an IPv6 /64); 0 = no such cap.
+  // Sources are proven by Retry first, so a spoofed address holds no place.
+  std::size_t max_pending_per_address = 64;
   quic_options quic;
 };
 

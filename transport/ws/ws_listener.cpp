@@ -7,6 +7,7 @@
 #include "common/async.hpp"
 #include "common/log.hpp"
 #include "common/units.hpp"
+#include "transport/address_quota.hpp"
 #include "transport/ws/ws_channel.hpp"
 
 namespace nl::transport::ws {
@@ -28,7 +29,12 @@ std::string endpoint_text(const tcp::endpoint& ep) {
 class listener_impl final : public listener {
 public:
   listener_impl(asio::any_io_executor ex, listener_options o, request_handler& h)
-      : ex_(ex), opts_(std::move(o)), handler_(h), acceptor_(ex), ctx_(ssl::context::tls_server) {}
+      : ex_(ex),
+        opts_(std::move(o)),
+        handler_(h),
+        acceptor_(ex),
+        ctx_(ssl::context::tls_server),
+        per_address_(opts_.max_pending_per_address) {}
 
   std::string init() {
     auto hp = parse_host_port(opts_.listen);
@@ -113,10 +119,20 @@ private:
         shed(sock);
         continue;
       }
+      auto peer = sock.remote_endpoint(ec);
+      if (ec) {
+        sock.close(ec);  // gone already
+        continue;
+      }
+      if (!per_address_.try_take(peer.address())) {
+        shed_source(sock, peer.address());
+        continue;
+      }
       sock.set_option(tcp::no_delay(true), ec);
       ++pending_;
-      asio::co_spawn(ex_, serve_connection(std::move(sock)), [this](std::exception_ptr e) {
+      asio::co_spawn(ex_, serve_connection(std::move(sock), peer), [this, from = peer.address()](std::exception_ptr e) {
         --pending_;
+        per_address_.give_back(from);
         if (e) {
           try {
             std::rethrow_exception(e);
@@ -139,10 +155,20 @@ private:
     }
   }
 
-  awaitable<void> serve_connection(tcp::socket sock) {
+  // The same for a connection over max_pending_per_address, naming the address.
+  void shed_source(tcp::socket& sock, const asio::ip::address& from) {
     error_code ec;
-    auto remote_ep = sock.remote_endpoint(ec);
-    std::string remote = ec ? "?" : endpoint_text(remote_ep);
+    sock.close(ec);
+    if (auto n = shed_source_.note()) {
+      spdlog::warn("{} connections being set up at once from {} (max_pending_per_address); closed {} new ones "
+                   "over that cap since the last such warning",
+                   per_address_.held(from), from.to_string(), n);
+    }
+  }
+
+  awaitable<void> serve_connection(tcp::socket sock, tcp::endpoint peer) {
+    error_code ec;
+    std::string remote = endpoint_text(peer);
     tcp_stream stream(std::move(sock));
     stream.expires_after(opts_.handshake_timeout);
     if (!tls_) {
@@ -238,6 +264,8 @@ private:
   bool tls_ = false;
   std::size_t pending_ = 0;  // serve_connection coroutines running (not yet a session)
   log_throttle shed_{std::chrono::seconds(10)};  // connections closed for max_pending
+  address_quota per_address_;                          // pending connections per source
+  log_throttle shed_source_{std::chrono::seconds(10)};  // closed for max_pending_per_address
 };
 
 }  // namespace

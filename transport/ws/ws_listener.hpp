@@ -65,6 +65,10 @@ struct listener_options {
   // once; more are closed as soon as they are accepted, so a flood of connections that
   // never authenticate holds a bounded amount of memory.
   std::size_t max_pending = 1024;
+  // Of those, at most this many from one source address (an IPv6 /64); 0 = no such cap.
+  // Behind a proxy every connection comes from the proxy: see max_pending_per_address in
+  // examples/nl-gateway.yaml.
+  std::size_t max_pending_per_address = 64;
 };
 
 class listener {

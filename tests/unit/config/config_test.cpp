@@ -133,6 +133,11 @@ TEST_CASE("config errors: line and message", "[config]") {
        "'max_client_sessions' is 0; pick a number from 1 to 65536, e.g. 128"},
       {"max_pending_connections zero", 'g', "max_pending_connections: 0\n", 1,
        "'max_pending_connections' is 0; pick a number from 1 to 1048576, e.g. 1024"},
+      {"max_pending_per_address too large", 'g', "max_pending_per_address: 2000000\n", 1,
+       "'max_pending_per_address' is 2000000; pick a number from 1 to 1048576, e.g. 64, or 0 for no "
+       "per-address cap (behind a proxy or CDN)"},
+      {"max_pending_per_address negative", 'g', "max_pending_per_address: -1\n", 1,
+       "'max_pending_per_address' must be a whole number like 64, not '-1'"},
       {"url scheme https", 'a', "gateway: https://gw.example.com\n", 1,
        "'gateway' must be a URL starting ws:// or wss://"},
       {"url scheme hint", 'c', "gateway: https://gw.example.com\n", 1, "write wss:// for https://"},
@@ -181,7 +186,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   auto g = nl::config::parse_gateway(
       "listen: \"[::]:8443\"\nsession:\n  keepalive: 5\n  keepalive_timeout: 1m\n  window: 65536\n"
       "  max_streams: 100\ndrain_timeout: 250ms\nrevoked: single-id\nduplicate_agent: refuse\n"
-      "max_client_sessions: 3\nmax_pending_connections: 7\n",
+      "max_client_sessions: 3\nmax_pending_connections: 7\nmax_pending_per_address: 0\n",
       "g.yaml");
   REQUIRE(g);
   CHECK(g->listen == "[::]:8443");
@@ -194,6 +199,7 @@ TEST_CASE("values: units, plain numbers, defaults", "[config]") {
   CHECK(g->duplicate_agent == "refuse");
   CHECK(g->max_client_sessions == 3);
   CHECK(g->max_pending_connections == 7);
+  CHECK(g->max_pending_per_address == 0);  // 0: no per-address cap
   CHECK_FALSE(g->tls);  // plain
   CHECK(g->source == "g.yaml");
 
@@ -303,6 +309,7 @@ TEST_CASE("examples/ load and mean what they say", "[config][examples]") {
     CHECK(g->duplicate_agent == "replace");
     CHECK(g->max_client_sessions == 128);
     CHECK(g->max_pending_connections == 1024);
+    CHECK(g->max_pending_per_address == 64);
     CHECK(g->log_level == "info");
     CHECK_FALSE(nl::config::validate(*g));
   }

@@ -157,7 +157,8 @@ inline quic_pair make_pair(asio::io_context& io, quic::quic_options server_opts 
 // A UDP relay between a client (which sends to `front`) and a listener. It passes what the
 // client sends, and of the listener's datagrams the first `answers` (all by default; 0: a
 // spoofed source, which never sees an answer; 1: only the Retry). `cut` drops everything
-// both ways, like a pulled cable. Counters for tests to wait on.
+// both ways, like a pulled cable. Counters for tests to wait on. The listener sees the
+// client's datagrams come from `source` (another loopback address is another client host).
 struct udp_relay {
   udp::socket front, back;
   udp::endpoint server, client;
@@ -165,9 +166,10 @@ struct udp_relay {
   std::size_t answers;
   bool cut = false;
   std::size_t forwarded = 0, answered = 0, passed_back = 0;
-  udp_relay(asio::io_context& io, udp::endpoint to, std::size_t pass_answers = SIZE_MAX)
+  udp_relay(asio::io_context& io, udp::endpoint to, std::size_t pass_answers = SIZE_MAX,
+            const char* source = "127.0.0.1")
       : front(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        back(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        back(io, udp::endpoint(asio::ip::make_address(source), 0)),
         server(to),
         answers(pass_answers) {
     client_to_server();
