@@ -21,6 +21,7 @@ TEST_PKGS=(
   python3-nacl                # an independent implementation for the e2e test vectors
   dnsmasq-base dnsutils       # a real DNS server and dig for the UDP tests
   ngtcp2-client ngtcp2-server # an independent QUIC endpoint for the interop tests
+  nginx                       # the reverse proxy / CDN stand-in in front of the gateway
   clang libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh)
 )
 BENCH_PKGS=(iperf3 stunnel4 shadowsocks-libev microsocks openssh-client openssh-server socat curl python3 iproute2)
@@ -82,9 +83,32 @@ if [ $need_src = 1 ]; then
     "${SUDO[@]}" tee /etc/apt/sources.list.d/nl-deb-src.sources >/dev/null
 fi
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# The tests run their own nginx on loopback. Installing the package must not start (or
+# enable) a system nginx on port 80: a temporary policy-rc.d (exit 101) keeps the package
+# scripts from starting services, unless the machine has its own policy already, and the
+# unit is disabled afterwards.
+new_nginx=0
+added_policy=0
+if [[ " ${missing[*]-} " == *" nginx "* ]]; then
+  new_nginx=1
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+    added_policy=1
+    trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+fi
 if [ ${#missing[@]} -ne 0 ]; then
   echo "deps.sh: installing ${missing[*]}" >&2
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ $added_policy = 1 ]; then
+  "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
+fi
+if [ $new_nginx = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+  echo "deps.sh: nginx installed for the tests; its system service is left stopped and disabled" >&2
 fi
 
 still=()

@@ -1,0 +1,168 @@
+"""nl-gateway behind nginx, the stand-in for a CDN or TLS-terminating reverse proxy: nginx
+terminates TLS and proxies the WebSocket sessions to a plain gateway on loopback. nginx's
+configuration is the block given in examples/reverse-proxy.md, read from that file, so
+what the documentation tells users to write is what runs here. WebSocket only (nginx
+does not carry QUIC), so these run in the integration/ registration."""
+
+import hashlib
+import re
+import shutil
+import socket
+
+import pytest
+from conftest import REPO, TRANSPORT, Gateway
+from nltest import echo_roundtrip, socks5_open, wait_until
+
+pytestmark = pytest.mark.skipif(TRANSPORT != "ws", reason="nginx proxies WebSocket only (runs as integration/)")
+
+EXAMPLE = REPO / "examples" / "reverse-proxy.md"
+
+
+def example_server_block(listen_port: int, gateway_port: int, cert, key) -> str:
+    """The nginx block of examples/reverse-proxy.md, pointed at this test's ports and
+    certificate."""
+    m = re.search(r"```nginx\n(.*?)```", EXAMPLE.read_text(), re.S)
+    assert m, "examples/reverse-proxy.md has no ```nginx block"
+    block = m.group(1)
+    for old, new in (("listen 443 ssl;", f"listen 127.0.0.1:{listen_port} ssl;"),
+                     ("listen [::]:443 ssl;", ""),
+                     ("/etc/letsencrypt/live/gw.example.com/fullchain.pem", str(cert)),
+                     ("/etc/letsencrypt/live/gw.example.com/privkey.pem", str(key)),
+                     ("127.0.0.1:8080", f"127.0.0.1:{gateway_port}")):
+        assert old in block, f"the nginx block of examples/reverse-proxy.md no longer says {old!r}: update this test"
+        block = block.replace(old, new)
+    return block
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def run_nginx(nl, conf, name: str):
+    """nginx in the foreground (its log on stderr, so in the test's logs); None if it exited
+    before it listened (its port was taken)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert shutil.which(nginx), "nginx is not installed (scripts/deps.sh installs it)"
+    p = nl.start([nginx, "-e", "stderr", "-p", str(conf.parent), "-c", str(conf)], name)
+    port = int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl;", conf.read_text()).group(1))
+    wait_until(lambda: not p.alive() or listening(port), 15, "nginx to listen")
+    if p.alive():
+        return p
+    assert "Address already in use" in p.text(), f"nginx did not start:\n{p.tail()}"
+    return None
+
+
+def start_nginx(nl, gateway_port: int):
+    """nginx with the example's block in front of the gateway: (its process, its config).
+    A port picked free can be taken before nginx binds it: then another is tried (3 at most)."""
+    d = nl.tmp / "nginx"
+    d.mkdir()
+    for attempt in range(3):
+        port = free_port()
+        conf = d / f"nginx-{attempt}.conf"
+        conf.write_text(f"""\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+{example_server_block(port, gateway_port, nl.cert, nl.key)}
+}}
+""")
+        p = run_nginx(nl, conf, "nginx")
+        if p:
+            return p, conf
+    pytest.fail("nginx found no free port in 3 attempts")
+
+
+@pytest.fixture
+def behind_nginx(nl):
+    """A plain gateway on loopback with nginx in front: the gateway, the gateway as agents
+    and clients reach it (through nginx), nginx's process and its config."""
+    cfg = nl.write_config("gw-behind-proxy.yaml", "max_pending_per_address: 0  # as reverse-proxy.md says\n")
+    gw = nl.start_gateway(tls=False, config=cfg)
+    proxy, conf = start_nginx(nl, gw.port)
+    port = int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl;", conf.read_text()).group(1))
+    return gw, Gateway(nl, gw.proc, port, tls=True), proxy, conf
+
+
+def stream_works(socks_port: int, echo_port: int) -> bool:
+    try:
+        s = socks5_open(socks_port, "127.0.0.1", echo_port, timeout=5)
+    except Exception:  # SocksError or OSError: not through (yet)
+        return False
+    try:
+        return echo_roundtrip(s, b"ping", timeout=5) == b"ping"
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def test_sessions_and_streams_through_nginx(nl, behind_nginx):
+    gw, front, _, _ = behind_nginx
+    st, _, body = front.get("/healthz")
+    assert (st, body) == (200, b"ok\n"), "GET /healthz through nginx"
+
+    nl.start_agent(front, "home")
+    # The session came through nginx: the gateway names the agent by X-Forwarded-For, via
+    # nginx's address.
+    gw.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via 127\.0\.0\.1:\d+\) \(ws\)", timeout=10)
+    assert [a["name"] for a in front.agents()] == ["home"]
+
+    socks = nl.start_socks(front)
+    http = nl.http_server()
+    r = nl.curl("--proxy", socks.url, http.url + "/")
+    assert r.returncode == 0, f"curl exit {r.returncode}: {r.stderr_text}"
+    assert "Hello from behind the agent" in r.stdout_text
+
+    # 4 MiB arrive intact both ways through nginx, its TLS and two WebSocket hops.
+    echo = nl.echo_server()
+    data = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4 * 1024 * 1024 // 32))
+    s = socks5_open(socks.port, "127.0.0.1", echo.port)
+    try:
+        got = echo_roundtrip(s, data)
+    finally:
+        s.close()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_peers_reconnect_after_the_proxy_restarts(nl, behind_nginx):
+    """When the proxy goes away the agent and the client see their sessions end, and they
+    come back by themselves once it is there again; streams work again."""
+    gw, front, proxy, conf = behind_nginx
+    agent = nl.start_agent(front, "home")
+    socks = nl.start_socks(front)
+    echo = nl.echo_server()
+    assert stream_works(socks.port, echo.port)
+
+    a_mark, c_mark = agent.mark(), socks.proc.mark()
+    proxy.stop()  # SIGTERM: nginx's fast shutdown closes every connection
+    agent.wait_line(r"session down: ", timeout=10, after=a_mark)
+    socks.proc.wait_line(r"session down: ", timeout=10, after=c_mark)
+    assert not stream_works(socks.port, echo.port)
+
+    # nginx again, on the same port: the peers know only that one.
+    assert run_nginx(nl, conf, "nginx-again"), "nginx's port was taken while it was down"
+    agent.wait_line(r"session up: ", timeout=20, after=a_mark)
+    socks.proc.wait_line(r"session up: ", timeout=20, after=c_mark)
+    wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the restarted proxy")
+    gw.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10, nth=2)
