@@ -149,8 +149,9 @@ def test_peers_reconnect_after_the_proxy_restarts(nl, behind_nginx):
     """When the proxy goes away the agent and the client see their sessions end, and they
     come back by themselves once it is there again; streams work again."""
     gw, front, proxy, conf = behind_nginx
-    agent = nl.start_agent(front, "home")
-    socks = nl.start_socks(front)
+    # a 2 s backoff cap (-c), so that reconnecting is quick and bounded
+    agent = nl.start_agent(front, "home", config=nl.peer_config())
+    socks = nl.start_socks(front, config=nl.peer_config())
     echo = nl.echo_server()
     assert stream_works(socks.port, echo.port)
 
@@ -166,3 +167,27 @@ def test_peers_reconnect_after_the_proxy_restarts(nl, behind_nginx):
     socks.proc.wait_line(r"session up: ", timeout=20, after=c_mark)
     wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the restarted proxy")
     gw.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10, nth=2)
+
+
+def test_gateway_down_behind_a_live_proxy(nl, behind_nginx):
+    """The gateway crashes while nginx stays up (a CDN's 502): agent and client are told
+    502, keep retrying (it is not an authentication refusal) and are back once a gateway
+    listens again on the same port."""
+    gw, front, _, _ = behind_nginx
+    agent = nl.start_agent(front, "home", config=nl.peer_config())
+    socks = nl.start_socks(front, config=nl.peer_config())
+    echo = nl.echo_server()
+    assert stream_works(socks.port, echo.port)
+
+    a_mark, c_mark = agent.mark(), socks.proc.mark()
+    gw.proc.kill()
+    agent.wait_line(r"session down: .*502.*; retrying in", timeout=15, after=a_mark)
+    socks.proc.wait_line(r"session down: .*502.*; retrying in", timeout=15, after=c_mark)
+    assert agent.alive() and socks.proc.alive()
+
+    cfg = nl.tmp / "gw-behind-proxy.yaml"
+    gw2 = nl.start_gateway(tls=False, port=gw.port, config=cfg, name="gateway-restarted")
+    agent.wait_line(r"session up: ", timeout=20, after=a_mark)
+    socks.proc.wait_line(r"session up: ", timeout=20, after=c_mark)
+    gw2.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10)
+    wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the new gateway")
