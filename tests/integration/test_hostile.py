@@ -112,6 +112,17 @@ def test_a_client_holds_at_most_max_client_sessions(nl):
         s.close()
 
 
+def assert_shed(port: int, why: str):
+    """A new connection to the gateway is closed at once, without a byte (5 s bound)."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        assert c.recv(1) == b"", why
+    except ConnectionResetError:
+        pass  # closed with unread data: as good
+    finally:
+        c.close()
+
+
 def test_connections_that_never_authenticate_are_capped(nl):
     """Connections that are not yet a session (TLS handshake, HTTP request) count against
     max_pending_connections. Beyond it the gateway closes new connections at once and says
@@ -121,12 +132,7 @@ def test_connections_that_never_authenticate_are_capped(nl):
     nl.start_agent(gw, "home")
     gw.proc.wait_line(r"agent t1/home online", timeout=10)
     idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(4)]
-    extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
-    try:
-        assert extra.recv(1) == b"", "the connection over the limit was not closed"
-    except ConnectionResetError:
-        pass  # closed with unread data: as good
-    extra.close()
+    assert_shed(gw.port, "the connection over the limit was not closed")
     gw.proc.wait_line(r"4 connections being set up at once \(max_pending_connections\); closed 1 new ones",
                       timeout=10)
     for s in idle:
@@ -144,12 +150,7 @@ def test_one_address_cannot_take_every_place(nl):
     gw = nl.start_gateway(tls=False, config=nl.write_config(
         "gw-per-address.yaml", "max_pending_connections: 100\nmax_pending_per_address: 3\n"))
     idle = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(3)]
-    extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
-    try:
-        assert extra.recv(1) == b"", "the fourth connection from 127.0.0.1 was not closed"
-    except ConnectionResetError:
-        pass  # closed with unread data: as good
-    extra.close()
+    assert_shed(gw.port, "the fourth connection from 127.0.0.1 was not closed")
     gw.proc.wait_line(r"3 connections being set up at once from 127\.0\.0\.1 \(max_pending_per_address\); "
                       r"closed 1 new ones", timeout=10)
     # Another address is served while 127.0.0.1 holds its three.

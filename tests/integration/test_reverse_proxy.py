@@ -117,6 +117,22 @@ def stream_works(socks_port: int, echo_port: int) -> bool:
         s.close()
 
 
+def start_peers(nl, front):
+    """An agent and a SOCKS client through the proxy, with a 2 s backoff cap (-c) so that
+    reconnecting is quick and bounded, and an echo target: ([agent, client], Socks, echo)
+    once a stream works."""
+    agent = nl.start_agent(front, "home", config=nl.peer_config())
+    socks = nl.start_socks(front, config=nl.peer_config())
+    echo = nl.echo_server()
+    assert stream_works(socks.port, echo.port)
+    return [agent, socks.proc], socks, echo
+
+
+def wait_all(procs, marks, regex: str, timeout: float):
+    for p, m in zip(procs, marks):
+        p.wait_line(regex, timeout=timeout, after=m)
+
+
 def test_sessions_and_streams_through_nginx(nl, behind_nginx):
     gw, front, _, _ = behind_nginx
     st, _, body = front.get("/healthz")
@@ -149,22 +165,15 @@ def test_peers_reconnect_after_the_proxy_restarts(nl, behind_nginx):
     """When the proxy goes away the agent and the client see their sessions end, and they
     come back by themselves once it is there again; streams work again."""
     gw, front, proxy, conf = behind_nginx
-    # a 2 s backoff cap (-c), so that reconnecting is quick and bounded
-    agent = nl.start_agent(front, "home", config=nl.peer_config())
-    socks = nl.start_socks(front, config=nl.peer_config())
-    echo = nl.echo_server()
-    assert stream_works(socks.port, echo.port)
-
-    a_mark, c_mark = agent.mark(), socks.proc.mark()
+    peers, socks, echo = start_peers(nl, front)
+    marks = [p.mark() for p in peers]
     proxy.stop()  # SIGTERM: nginx's fast shutdown closes every connection
-    agent.wait_line(r"session down: ", timeout=10, after=a_mark)
-    socks.proc.wait_line(r"session down: ", timeout=10, after=c_mark)
+    wait_all(peers, marks, r"session down: ", 10)
     assert not stream_works(socks.port, echo.port)
 
     # nginx again, on the same port: the peers know only that one.
     assert run_nginx(nl, conf, "nginx-again"), "nginx's port was taken while it was down"
-    agent.wait_line(r"session up: ", timeout=20, after=a_mark)
-    socks.proc.wait_line(r"session up: ", timeout=20, after=c_mark)
+    wait_all(peers, marks, r"session up: ", 20)
     wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the restarted proxy")
     gw.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10, nth=2)
 
@@ -174,20 +183,14 @@ def test_gateway_down_behind_a_live_proxy(nl, behind_nginx):
     502, keep retrying (it is not an authentication refusal) and are back once a gateway
     listens again on the same port."""
     gw, front, _, _ = behind_nginx
-    agent = nl.start_agent(front, "home", config=nl.peer_config())
-    socks = nl.start_socks(front, config=nl.peer_config())
-    echo = nl.echo_server()
-    assert stream_works(socks.port, echo.port)
-
-    a_mark, c_mark = agent.mark(), socks.proc.mark()
+    peers, socks, echo = start_peers(nl, front)
+    marks = [p.mark() for p in peers]
     gw.proc.kill()
-    agent.wait_line(r"session down: .*502.*; retrying in", timeout=15, after=a_mark)
-    socks.proc.wait_line(r"session down: .*502.*; retrying in", timeout=15, after=c_mark)
-    assert agent.alive() and socks.proc.alive()
+    wait_all(peers, marks, r"session down: .*502.*; retrying in", 15)
+    assert all(p.alive() for p in peers)
 
     cfg = nl.tmp / "gw-behind-proxy.yaml"
     gw2 = nl.start_gateway(tls=False, port=gw.port, config=cfg, name="gateway-restarted")
-    agent.wait_line(r"session up: ", timeout=20, after=a_mark)
-    socks.proc.wait_line(r"session up: ", timeout=20, after=c_mark)
+    wait_all(peers, marks, r"session up: ", 20)
     gw2.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10)
     wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the new gateway")
