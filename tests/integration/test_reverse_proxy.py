@@ -62,9 +62,10 @@ def run_nginx(nl, conf, name: str):
     return None
 
 
-def start_nginx(nl, gateway_port: int):
-    """nginx with the example's block in front of the gateway: (its process, its config).
-    A port picked free can be taken before nginx binds it: then another is tried (3 at most)."""
+def start_nginx(nl, server_block):
+    """nginx with server_block(port) (http-level text, TLS on 127.0.0.1:port): (its process,
+    its config, its port). A port picked free can be taken before nginx binds it: then
+    another is tried (3 at most)."""
     d = nl.tmp / "nginx"
     d.mkdir()
     for attempt in range(3):
@@ -84,12 +85,12 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-{example_server_block(port, gateway_port, nl.cert, nl.key)}
+{server_block(port)}
 }}
 """)
         p = run_nginx(nl, conf, "nginx")
         if p:
-            return p, conf
+            return p, conf, port
     pytest.fail("nginx found no free port in 3 attempts")
 
 
@@ -99,8 +100,7 @@ def behind_nginx(nl):
     and clients reach it (through nginx), nginx's process and its config."""
     cfg = nl.write_config("gw-behind-proxy.yaml", "max_pending_per_address: 0  # as reverse-proxy.md says\n")
     gw = nl.start_gateway(tls=False, config=cfg)
-    proxy, conf = start_nginx(nl, gw.port)
-    port = int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl;", conf.read_text()).group(1))
+    proxy, conf, port = start_nginx(nl, lambda port: example_server_block(port, gw.port, nl.cert, nl.key))
     return gw, Gateway(nl, gw.proc, port, tls=True), proxy, conf
 
 
@@ -194,3 +194,23 @@ def test_gateway_down_behind_a_live_proxy(nl, behind_nginx):
     wait_all(peers, marks, r"session up: ", 20)
     gw2.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10)
     wait_until(lambda: stream_works(socks.port, echo.port), 10, "a stream through the new gateway")
+
+
+def test_a_proxy_403_is_not_the_gateway_refusing_the_token(nl):
+    """A 401/403 without X-NL-Error comes from something in front of the gateway (a CDN's
+    firewall rule, an access gate), not from nl-gateway: the agent says so and keeps
+    retrying. Only the gateway's own refusal stops it (test_errors)."""
+    def gate(port):
+        return f"""
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {nl.cert};
+        ssl_certificate_key {nl.key};
+        location / {{ return 403; }}
+    }}"""
+    proxy, _, port = start_nginx(nl, gate)
+    agent = nl.start_agent(Gateway(nl, proxy, port, tls=True), "home", wait=False, config=nl.peer_config())
+    refused = r"session down: HTTP 403 Forbidden \(not from nl-gateway: .*\); retrying in"
+    agent.wait_line(refused, timeout=10)
+    agent.wait_line(refused, timeout=10, nth=2)
+    assert agent.alive(), f"the agent gave up on a proxy's 403:\n{agent.tail()}"

@@ -57,10 +57,18 @@ awaitable<std::expected<dial_result, dial_error>> upgrade(websocket::stream<Next
     dial_error e;
     e.http_status = static_cast<int>(res.result_int());
     if (ec == websocket::error::upgrade_declined && e.http_status != 0) {
+      // Only nl-gateway's own refusal (it always says why in X-NL-Error) is an
+      // authentication verdict. A 401/403 from a proxy or CDN in front (a firewall rule, an
+      // access gate) is a problem on the way that may pass: keep retrying.
       auto reason = res["X-NL-Error"];
-      e.message = reason.empty() ? "HTTP " + std::to_string(e.http_status) + " " + std::string(res.reason())
-                                 : std::string(reason);
-      e.code = (e.http_status == 401 || e.http_status == 403) ? errc::auth_failed : errc::not_connected;
+      if (!reason.empty()) {
+        e.message = std::string(reason);
+        e.code = (e.http_status == 401 || e.http_status == 403) ? errc::auth_failed : errc::not_connected;
+      } else {
+        e.message = "HTTP " + std::to_string(e.http_status) + " " + std::string(res.reason()) +
+                    " (not from nl-gateway: a proxy in front of it, or another server, answered)";
+        e.code = errc::not_connected;
+      }
     } else {
       e.message = "WebSocket upgrade failed: " + ec.message();
     }
