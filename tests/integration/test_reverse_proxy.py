@@ -214,3 +214,26 @@ def test_a_proxy_403_is_not_the_gateway_refusing_the_token(nl):
     agent.wait_line(refused, timeout=10)
     agent.wait_line(refused, timeout=10, nth=2)
     assert agent.alive(), f"the agent gave up on a proxy's 403:\n{agent.tail()}"
+
+
+def test_under_a_path_prefix(nl):
+    """The gateway under a path prefix of the proxy, as examples/reverse-proxy.md describes
+    (`location /nl/v1/ { proxy_pass http://127.0.0.1:8080/v1/; ... }`, peers pointed at
+    `wss://host/nl`): sessions, a stream and `nl-client list` go through the prefix."""
+    gw = nl.start_gateway(tls=False, config=nl.write_config("gw-prefix.yaml", "max_pending_per_address: 0\n"))
+
+    def prefixed(port):
+        block = example_server_block(port, gw.port, nl.cert, nl.key)
+        upstream = f"proxy_pass http://127.0.0.1:{gw.port};"
+        assert "location /v1/ {" in block and upstream in block
+        block = block.replace("location /v1/ {", "location /nl/v1/ {")
+        return block.replace(upstream, f"proxy_pass http://127.0.0.1:{gw.port}/v1/;", 1)  # the /v1/ location's
+
+    _, _, port = start_nginx(nl, prefixed)
+    front = Gateway(nl, gw.proc, port, tls=True)
+    front.url += "/nl"
+    start_peers(nl, front)  # a stream works through the prefix
+    gw.proc.wait_line(r"agent t1/home online from 127\.0\.0\.1 \(via", timeout=10)
+    r = nl.run(nl.client_args(front) + ["list"], timeout=20)
+    assert r.returncode == 0, f"list -> {r.returncode}: {r.stderr_text}"
+    assert re.search(r"^\s*home\b", r.stdout_text, re.M), f"'home' not in list output:\n{r.stdout_text}"
