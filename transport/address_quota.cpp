@@ -34,6 +34,7 @@ bool address_quota::try_take(const boost::asio::ip::address& a) {
     return false;  // n > 0 here, so the entry existed before: nothing to erase
   }
   ++n;
+  ++total_;
   return true;
 }
 
@@ -42,6 +43,7 @@ void address_quota::give_back(const boost::asio::ip::address& a) {
   if (it == held_.end()) {
     return;
   }
+  --total_;
   if (--it->second == 0) {
     held_.erase(it);
   }

@@ -27,7 +27,7 @@ public:
 
   std::size_t held(const boost::asio::ip::address& a) const;
   std::size_t sources() const noexcept { return held_.size(); }  // addresses holding any
-  std::size_t cap() const noexcept { return cap_; }
+  std::size_t total() const noexcept { return total_; }          // places held, all addresses
 
 private:
   using key = std::array<std::uint8_t, 16>;
@@ -37,6 +37,7 @@ private:
   static key key_of(const boost::asio::ip::address& a);
 
   std::size_t cap_;
+  std::size_t total_ = 0;
   std::unordered_map<key, std::size_t, key_hash> held_;
 };
 

@@ -34,7 +34,7 @@ public:
         handler_(h),
         acceptor_(ex),
         ctx_(ssl::context::tls_server),
-        per_address_(opts_.max_pending_per_address) {}
+        pending_(opts_.max_pending_per_address) {}
 
   std::string init() {
     auto hp = parse_host_port(opts_.listen);
@@ -115,7 +115,7 @@ private:
         }
         continue;
       }
-      if (pending_ >= opts_.max_pending) {
+      if (pending_.total() >= opts_.max_pending) {
         shed(sock);
         continue;
       }
@@ -124,15 +124,13 @@ private:
         sock.close(ec);  // gone already
         continue;
       }
-      if (!per_address_.try_take(peer.address())) {
+      if (!pending_.try_take(peer.address())) {
         shed_source(sock, peer.address());
         continue;
       }
       sock.set_option(tcp::no_delay(true), ec);
-      ++pending_;
       asio::co_spawn(ex_, serve_connection(std::move(sock), peer), [this, from = peer.address()](std::exception_ptr e) {
-        --pending_;
-        per_address_.give_back(from);
+        pending_.give_back(from);
         if (e) {
           try {
             std::rethrow_exception(e);
@@ -151,7 +149,7 @@ private:
     if (auto n = shed_.note()) {
       spdlog::warn("{} connections being set up at once (max_pending_connections); closed {} new ones "
                    "since the last such warning",
-                   pending_, n);
+                   pending_.total(), n);
     }
   }
 
@@ -162,7 +160,7 @@ private:
     if (auto n = shed_source_.note()) {
       spdlog::warn("{} connections being set up at once from {} (max_pending_per_address); closed {} new ones "
                    "over that cap since the last such warning",
-                   per_address_.held(from), from.to_string(), n);
+                   pending_.held(from), from.to_string(), n);
     }
   }
 
@@ -262,9 +260,9 @@ private:
   tcp::acceptor acceptor_;
   ssl::context ctx_;
   bool tls_ = false;
-  std::size_t pending_ = 0;  // serve_connection coroutines running (not yet a session)
-  log_throttle shed_{std::chrono::seconds(10)};  // connections closed for max_pending
-  address_quota per_address_;                          // pending connections per source
+  // serve_connection coroutines running (not yet a session), by source address
+  address_quota pending_;
+  log_throttle shed_{std::chrono::seconds(10)};         // connections closed for max_pending
   log_throttle shed_source_{std::chrono::seconds(10)};  // closed for max_pending_per_address
 };
 

@@ -17,6 +17,7 @@ TEST_CASE("address_quota caps each address on its own", "[quota]") {
   CHECK(q.held(a) == 2);
   CHECK(q.try_take(b));  // another address is not counted against a
   CHECK(q.sources() == 2);
+  CHECK(q.total() == 3);
   q.give_back(a);
   CHECK(q.try_take(a));
   CHECK_FALSE(q.try_take(a));
@@ -33,6 +34,7 @@ TEST_CASE("address_quota forgets an address that holds nothing", "[quota]") {
   CHECK(q.held(a) == 0);
   q.give_back(a);  // more than taken: no underflow, nothing remembered
   CHECK(q.sources() == 0);
+  CHECK(q.total() == 0);
   CHECK(q.try_take(a));
   CHECK(q.held(a) == 1);
 }
