@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-from nltest import assert_rss_growth_below, wait_until
+from nltest import assert_rss_growth_below, recv_all, wait_until
 from wstap import _frame
 
 FLOOD_BYTES = 64 * 1024 * 1024   # PINGs sent at most
@@ -156,9 +156,7 @@ def test_one_address_cannot_take_every_place(nl):
     # Another address is served while 127.0.0.1 holds its three.
     other = socket.create_connection(("127.0.0.1", gw.port), timeout=5, source_address=("127.0.0.2", 0))
     other.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-    reply = b""
-    while chunk := other.recv(4096):
-        reply += chunk
+    reply = recv_all(other, timeout=5)
     other.close()
     assert reply.startswith(b"HTTP/1.1 200"), reply[:80]
     # Places come back as 127.0.0.1's connections go.

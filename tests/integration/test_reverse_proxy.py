@@ -7,11 +7,10 @@ does not carry QUIC), so these run in the integration/ registration."""
 import hashlib
 import re
 import shutil
-import socket
 
 import pytest
 from conftest import REPO, TRANSPORT, Gateway
-from nltest import echo_roundtrip, socks5_open, wait_until
+from nltest import echo_roundtrip, free_port, port_accepts, socks5_open, wait_until
 
 pytestmark = pytest.mark.skipif(TRANSPORT != "ws", reason="nginx proxies WebSocket only (runs as integration/)")
 
@@ -34,20 +33,6 @@ def example_server_block(listen_port: int, gateway_port: int, cert, key) -> str:
     return block
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def run_nginx(nl, conf, name: str):
     """nginx in the foreground (its log on stderr, so in the test's logs); None if it exited
     before it listened (its port was taken)."""
@@ -55,7 +40,7 @@ def run_nginx(nl, conf, name: str):
     assert shutil.which(nginx), "nginx is not installed (scripts/deps.sh installs it)"
     p = nl.start([nginx, "-e", "stderr", "-p", str(conf.parent), "-c", str(conf)], name)
     port = int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl;", conf.read_text()).group(1))
-    wait_until(lambda: not p.alive() or listening(port), 15, "nginx to listen")
+    wait_until(lambda: not p.alive() or port_accepts(port), 15, "nginx to listen")
     if p.alive():
         return p
     assert "Address already in use" in p.text(), f"nginx did not start:\n{p.tail()}"
